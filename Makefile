@@ -1,0 +1,53 @@
+# Every target installs what it needs: a fresh clone on a new machine runs `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CLUSTER_DIR := .cluster
+N ?= 100,1000,5000
+
+.PHONY: install controlplane test lint typecheck unit integration cluster-up cluster-down demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok once per version
+# into ~/.cache/gitops-agent (cold: 10-25 min on 2 cores; warm: instant).
+controlplane:
+	@bash tests/controlplane/build.sh >/dev/null
+
+lint: install
+	$(BIN)/ruff check gitops_agent tests
+	$(BIN)/ruff format --check gitops_agent tests
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+integration: install controlplane
+	$(BIN)/pytest tests/integration -q
+
+test: lint typecheck install controlplane
+	$(BIN)/pytest -q
+
+cluster-up: install controlplane
+	$(BIN)/python -m tests.controlplane.harness up --dir $(CLUSTER_DIR)
+
+cluster-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.controlplane.harness down --dir $(CLUSTER_DIR); fi
+
+demo: install cluster-up
+	$(BIN)/python -m gitops_agent.demo --kubeconfig $(CLUSTER_DIR)/kubeconfig
+
+bench: install cluster-up
+	$(BIN)/python -m tests.bench --kubeconfig $(CLUSTER_DIR)/kubeconfig --n $(N)
+
+clean: cluster-down
+	rm -rf $(VENV) $(CLUSTER_DIR) .bench .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
