@@ -1,0 +1,308 @@
+"""The Kubernetes API, as the agent needs it: discovery, list, get, server-side apply, delete.
+
+A thin adapter over the ``kubernetes`` client's HTTP layer rather than its typed models: the agent
+handles arbitrary kinds (custom resources included) as plain dicts, and server-side apply needs the
+``application/apply-patch+yaml`` content type that the typed APIs don't expose. Every request is
+counted by verb (tests and metrics read the counts), and every library exception becomes an error
+of our own tree, with a message that names the object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+
+from gitops_agent.errors import ClusterError, ConfigError, GitOpsError, PermissionError_, ValidationError
+from gitops_agent.model import KubeObject, ObjectKey, api_group
+
+_AGGREGATED_DISCOVERY = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
+_TIMEOUT = (5.0, 60.0)  # connect, read
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """Where a kind lives in the API: its preferred version, plural and scope."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    verbs: frozenset[str] = frozenset()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name, safe='')}"
+        return base
+
+
+class Discovery:
+    """The kinds the API server serves, by (group, kind)."""
+
+    def __init__(self, resources: Iterable[ResourceInfo]) -> None:
+        self._by_group_kind: dict[tuple[str, str], ResourceInfo] = {}
+        for info in resources:
+            # the first version listed for a group is the server's preferred one
+            self._by_group_kind.setdefault((info.group, info.kind), info)
+
+    def lookup(self, group: str, kind: str) -> ResourceInfo | None:
+        return self._by_group_kind.get((group, kind))
+
+    def for_object(self, obj: KubeObject) -> ResourceInfo | None:
+        """The resource for an object, at the object's own apiVersion when served."""
+        info = self.lookup(api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
+        version = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1]
+        if info is not None and info.version != version:
+            return ResourceInfo(info.group, version, info.kind, info.plural, info.namespaced, info.verbs)
+        return info
+
+    def __len__(self) -> int:
+        return len(self._by_group_kind)
+
+
+class KubeClient:
+    """One cluster. Not thread-safe for the counters; one client per worker thread."""
+
+    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+        self._api = api_client
+        self.requests: Counter[str] = Counter()
+
+    @classmethod
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+        """``--kubeconfig``/``$KUBECONFIG``, else the in-cluster service account, else ~/.kube/config."""
+        configuration = k8s_client.Configuration()
+        explicit = kubeconfig or os.environ.get("KUBECONFIG")
+        try:
+            if explicit:
+                k8s_config.load_kube_config(
+                    config_file=explicit, context=context, client_configuration=configuration
+                )
+            elif os.environ.get("KUBERNETES_SERVICE_HOST") and context is None:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                k8s_config.load_kube_config(context=context, client_configuration=configuration)
+        except (ConfigException, OSError, TypeError) as exc:
+            where = explicit or "~/.kube/config"
+            ctx = f" (context {context!r})" if context else ""
+            raise ConfigError(f"{where}{ctx}: cannot load cluster credentials: {exc}") from exc
+        configuration.retries = 0  # the agent retries whole passes; don't hide an outage for minutes
+        return cls(k8s_client.ApiClient(configuration))
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    def close(self) -> None:
+        self._api.close()
+
+    # --- discovery ------------------------------------------------------------------------
+
+    def discover(self) -> Discovery:
+        """All served kinds in two requests (aggregated discovery), or one per group on old servers."""
+        core = self._request("GET", "/api", accept=_AGGREGATED_DISCOVERY, verb="discovery")
+        groups = self._request("GET", "/apis", accept=_AGGREGATED_DISCOVERY, verb="discovery")
+        if core.get("kind") == "APIGroupDiscoveryList" and groups.get("kind") == "APIGroupDiscoveryList":
+            return Discovery([*_aggregated_resources(core), *_aggregated_resources(groups)])
+        return Discovery(self._legacy_discovery(groups))
+
+    def _legacy_discovery(self, groups: KubeObject) -> list[ResourceInfo]:
+        found = self._legacy_group("", "v1", "/api/v1")
+        for group in groups.get("groups", []):
+            preferred = group.get("preferredVersion", {}).get("version")
+            for version in [v["version"] for v in group.get("versions", [])]:
+                if version == preferred:
+                    found += self._legacy_group(group["name"], version, f"/apis/{group['name']}/{version}")
+        return found
+
+    def _legacy_group(self, group: str, version: str, path: str) -> list[ResourceInfo]:
+        body = self._request("GET", path, verb="discovery")
+        return [
+            ResourceInfo(
+                group, version, r["kind"], r["name"], bool(r.get("namespaced")), frozenset(r.get("verbs", []))
+            )
+            for r in body.get("resources", [])
+            if "/" not in r["name"]
+        ]
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, info: ResourceInfo, namespace: str, name: str) -> KubeObject | None:
+        path = info.path(namespace or None, name)
+        try:
+            return self._request("GET", path, verb="get")
+        except _NotFound:
+            return None
+
+    def list(
+        self, info: ResourceInfo, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[KubeObject]:
+        """Every object of a kind (in a namespace), with apiVersion/kind filled in on each item."""
+        query = {"labelSelector": label_selector} if label_selector else {}
+        items: list[KubeObject] = []
+        cont: str | None = None
+        while True:
+            page = dict(query, limit="500", **({"continue": cont} if cont else {}))
+            try:
+                body = self._request("GET", info.path(namespace), query=page, verb="list")
+            except _NotFound:
+                return []
+            for item in body.get("items", []):
+                item.setdefault("apiVersion", info.api_version)
+                item.setdefault("kind", info.kind)
+                items.append(item)
+            cont = (body.get("metadata") or {}).get("continue")
+            if not cont:
+                return items
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def apply(
+        self,
+        obj: KubeObject,
+        info: ResourceInfo,
+        *,
+        field_manager: str,
+        dry_run: bool = False,
+        force: bool = True,
+    ) -> KubeObject:
+        """Server-side apply; ``dry_run`` asks the server what it would store without storing it."""
+        meta = obj.get("metadata") or {}
+        query = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self._request(
+            "PATCH",
+            info.path(meta.get("namespace"), meta["name"]),
+            query=query,
+            body=json.dumps(obj).encode(),
+            content_type="application/apply-patch+yaml",
+            verb="apply-dry-run" if dry_run else "apply",
+            subject=ObjectKey.of(obj),
+        )
+
+    def delete(
+        self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background"
+    ) -> bool:
+        """Delete; False when it was already gone."""
+        body = json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+        try:
+            self._request(
+                "DELETE",
+                info.path(namespace or None, name),
+                body=body.encode(),
+                content_type="application/json",
+                verb="delete",
+                subject=ObjectKey(info.group, info.kind, namespace, name),
+            )
+        except _NotFound:
+            return False
+        return True
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+        verb: str,
+        subject: ObjectKey | None = None,
+    ) -> KubeObject:
+        headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
+        _, url, headers, _, _ = self._api.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        self.requests[verb] += 1
+        try:
+            response = self._api.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT
+            )
+            data = response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(f"cannot reach the Kubernetes API at {self.host}: {_root_cause(exc)}") from exc
+        if response.status == 404:
+            raise _NotFound(path)
+        if response.status >= 400:
+            raise _api_error(response.status, data, subject or path)
+        try:
+            parsed: KubeObject = json.loads(data or b"{}")
+        except ValueError as exc:
+            raise ClusterError(
+                f"{subject or path}: the API server answered with something that is not JSON"
+            ) from exc
+        return parsed
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
+    try:
+        detail = json.loads(data).get("message") or data.decode(errors="replace")
+    except ValueError:
+        detail = data.decode(errors="replace")[:300]
+    message = f"{subject}: {detail}"
+    if status in (401, 403):
+        return PermissionError_(f"{message} (grant the agent's identity this permission in its RBAC)")
+    if status in (400, 422):
+        return ValidationError(message)
+    return ClusterError(f"{message} (HTTP {status})")
+
+
+def _root_cause(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc)
+
+
+def _aggregated_resources(body: KubeObject) -> list[ResourceInfo]:
+    out = []
+    for group in body.get("items", []):
+        name = (group.get("metadata") or {}).get("name", "")
+        for version in group.get("versions", []):
+            for res in version.get("resources", []):
+                kind = (res.get("responseKind") or {}).get("kind")
+                if not kind:
+                    continue
+                out.append(
+                    ResourceInfo(
+                        group=name,
+                        version=version["version"],
+                        kind=kind,
+                        plural=res["resource"],
+                        namespaced=res.get("scope") == "Namespaced",
+                        verbs=frozenset(res.get("verbs", [])),
+                    )
+                )
+    return out

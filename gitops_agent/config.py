@@ -1,0 +1,402 @@
+"""The agent's configuration file: parsed once, validated strictly, frozen.
+
+Unknown keys are errors rather than silently ignored: a typo such as ``polcy: enforce`` would
+otherwise leave prod on the default policy without anyone noticing. Every error names the file,
+the key (as a dotted path) and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from gitops_agent.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "gitops-agent.yaml"
+CONFIG_ENV_VAR = "GITOPS_AGENT_CONFIG"
+POLICIES = ("report", "enforce", "manual")
+PROPAGATIONS = ("background", "foreground", "orphan")
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
+
+
+@dataclass(frozen=True)
+class ExpectedManager:
+    """A field manager allowed to own some fields: those fields are neither applied nor drift."""
+
+    manager: str
+    paths: tuple[str, ...] = ()  # JSON pointers; empty means every field it owns
+    kinds: tuple[str, ...] = ()  # empty means every kind
+
+
+#: Managers that legitimately own fields after an apply, by default (drift issue): the HPA writes
+#: ``spec.replicas`` as kube-controller-manager.
+DEFAULT_EXPECTED_MANAGERS: tuple[ExpectedManager, ...] = (
+    ExpectedManager("kube-controller-manager", ("/spec/replicas",)),
+    ExpectedManager("vpa-recommender", ("/spec/template/spec/containers",)),
+    ExpectedManager("argo-rollouts"),
+)
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """Argo CD's ``ignoreDifferences``: these paths of matching objects are neither diffed nor drift."""
+
+    kind: str
+    paths: tuple[str, ...]
+    group: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    url: str
+    branch: str = "main"
+    poll_interval_s: float = 60.0
+    token_file: str | None = None
+    token_env: str | None = None
+    ssh_key_file: str | None = None
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    path: str
+    namespace: str
+    policy: str = "report"
+    branch: str | None = None
+    context: str | None = None
+    create_namespace: bool = True
+    prune: bool = True
+    allow_empty: bool = False
+    prune_propagation: str = "background"
+    health_timeout_s: float | None = None
+    interval_s: float | None = None
+    expected_managers: tuple[ExpectedManager, ...] = DEFAULT_EXPECTED_MANAGERS
+    ignore: tuple[IgnoreRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Where the agent keeps its own state in the cluster, and under which name it writes."""
+
+    namespace: str = "gitops-agent"
+    field_manager: str = "gitops-agent"
+    kustomize: str | None = None
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    repository: str
+    api_url: str = "https://api.github.com"
+    token_file: str | None = None
+    app_id: str | None = None
+    installation_id: str | None = None
+    private_key_file: str | None = None
+    target_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    slack_webhook_url_file: str | None = None
+    webhook_url_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "0.0.0.0:8080"
+    webhook_secret_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    repo: RepoConfig
+    environments: tuple[EnvironmentConfig, ...]
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    github: GitHubConfig | None = None
+    chat: ChatConfig | None = None
+    server: ServerConfig = field(default_factory=ServerConfig)
+    source: str = ""  # the file it was read from, for messages
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise ConfigError(f"{self.source}: no environment named {name!r} (known: {known})")
+
+    def branch_of(self, env: EnvironmentConfig) -> str:
+        return env.branch or self.repo.branch
+
+
+def find_config_path(explicit: str | None) -> Path:
+    """``--config``, else ``$GITOPS_AGENT_CONFIG``, else ``./gitops-agent.yaml``."""
+    chosen = explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME
+    return Path(chosen)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: config file not found (pass --config PATH or set ${CONFIG_ENV_VAR})"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    return _Reader(source).config(data)
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Walks the parsed YAML with the dotted path of every key, for precise error messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}: {message}")
+
+    def mapping(
+        self, value: Any, where: str, allowed: Collection[str], required: Collection[str] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_type_name(value)}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise self.fail(where, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        missing = sorted(set(required) - set(value))
+        if missing:
+            raise self.fail(where, f"missing required key {missing[0]!r}")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, f"expected a non-empty string, got {_type_name(value)}")
+        return value
+
+    def opt(self, data: Mapping[str, Any], key: str, where: str, read: Callable[[Any, str], T]) -> T | None:
+        return None if data.get(key) is None else read(data[key], f"{where}.{key}")
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_type_name(value)}")
+        return value
+
+    def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def duration(self, value: Any, where: str) -> float:
+        """``90``, ``90s``, ``5m``, ``1h30m`` -> seconds."""
+        if isinstance(value, bool):
+            raise self.fail(where, "expected a duration such as 60s, 5m or 1h")
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            match = _DURATION_RE.match(str(value).strip())
+            if not match or not any(match.groups()):
+                raise self.fail(where, f"expected a duration such as 60s, 5m or 1h, got {value!r}")
+            h, m, s = (int(g or 0) for g in match.groups())
+            seconds = float(h * 3600 + m * 60 + s)
+        if seconds <= 0:
+            raise self.fail(where, "expected a positive duration")
+        return seconds
+
+    def strings(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list of strings, got {_type_name(value)}")
+        return tuple(self.string(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+    def pointers(self, value: Any, where: str) -> tuple[str, ...]:
+        paths = self.strings(value, where)
+        for i, p in enumerate(paths):
+            if not p.startswith("/"):
+                raise self.fail(f"{where}[{i}]", f"expected a JSON pointer starting with '/', got {p!r}")
+        return paths
+
+    # --- sections -------------------------------------------------------------------------
+
+    def config(self, data: Any) -> Config:
+        top = self.mapping(
+            data,
+            "top level",
+            {"repo", "environments", "agent", "github", "chat", "server"},
+            {"repo", "environments"},
+        )
+        envs = top["environments"]
+        if not isinstance(envs, list) or not envs:
+            raise self.fail("environments", "expected a non-empty list of environments")
+        environments = tuple(self.environment(e, f"environments[{i}]") for i, e in enumerate(envs))
+        seen: set[str] = set()
+        for i, env in enumerate(environments):
+            if env.name in seen:
+                raise self.fail(f"environments[{i}].name", f"duplicate environment name {env.name!r}")
+            seen.add(env.name)
+        return Config(
+            repo=self.repo(top["repo"]),
+            environments=environments,
+            agent=self.agent(top.get("agent") or {}),
+            github=self.opt(top, "github", "", lambda v, w: self.github(v)),
+            chat=self.opt(top, "chat", "", lambda v, w: self.chat(v)),
+            server=self.server(top.get("server") or {}),
+            source=self.source,
+        )
+
+    def repo(self, data: Any) -> RepoConfig:
+        keys = {"url", "branch", "poll_interval", "token_file", "token_env", "ssh_key_file", "cache_dir"}
+        d = self.mapping(data, "repo", keys, {"url"})
+        return RepoConfig(
+            url=self.string(d["url"], "repo.url"),
+            branch=self.string(d.get("branch", "main"), "repo.branch"),
+            poll_interval_s=self.duration(d.get("poll_interval", 60), "repo.poll_interval"),
+            token_file=self.opt(d, "token_file", "repo", self.string),
+            token_env=self.opt(d, "token_env", "repo", self.string),
+            ssh_key_file=self.opt(d, "ssh_key_file", "repo", self.string),
+            cache_dir=self.opt(d, "cache_dir", "repo", self.string),
+        )
+
+    def environment(self, data: Any, where: str) -> EnvironmentConfig:
+        keys = {
+            "name", "path", "namespace", "policy", "branch", "context", "create_namespace", "prune",
+            "allow_empty", "prune_propagation", "health_timeout", "interval", "expected_managers", "ignore",
+        }  # fmt: skip
+        d = self.mapping(data, where, keys, {"name", "path", "namespace"})
+        name = self.string(d["name"], f"{where}.name")
+        if not _NAME_RE.match(name):
+            raise self.fail(f"{where}.name", f"{name!r} is not a valid name (lowercase letters, digits, '-')")
+        managers = DEFAULT_EXPECTED_MANAGERS
+        if "expected_managers" in d:
+            managers = self.expected_managers(d["expected_managers"], f"{where}.expected_managers")
+        return EnvironmentConfig(
+            name=name,
+            path=self.string(d["path"], f"{where}.path"),
+            namespace=self.string(d["namespace"], f"{where}.namespace"),
+            policy=self.choice(d.get("policy", "report"), f"{where}.policy", POLICIES),
+            branch=self.opt(d, "branch", where, self.string),
+            context=self.opt(d, "context", where, self.string),
+            create_namespace=self.boolean(d.get("create_namespace", True), f"{where}.create_namespace"),
+            prune=self.boolean(d.get("prune", True), f"{where}.prune"),
+            allow_empty=self.boolean(d.get("allow_empty", False), f"{where}.allow_empty"),
+            prune_propagation=self.choice(
+                d.get("prune_propagation", "background"), f"{where}.prune_propagation", PROPAGATIONS
+            ),
+            health_timeout_s=self.opt(d, "health_timeout", where, self.duration),
+            interval_s=self.opt(d, "interval", where, self.duration),
+            expected_managers=managers,
+            ignore=self.ignore_rules(d.get("ignore", []), f"{where}.ignore"),
+        )
+
+    def expected_managers(self, value: Any, where: str) -> tuple[ExpectedManager, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list, got {_type_name(value)}")
+        out = []
+        for i, item in enumerate(value):
+            w = f"{where}[{i}]"
+            if isinstance(item, str):
+                out.append(ExpectedManager(self.string(item, w)))
+                continue
+            d = self.mapping(item, w, {"manager", "paths", "kinds"}, {"manager"})
+            out.append(
+                ExpectedManager(
+                    manager=self.string(d["manager"], f"{w}.manager"),
+                    paths=self.pointers(d.get("paths", []), f"{w}.paths"),
+                    kinds=self.strings(d.get("kinds", []), f"{w}.kinds"),
+                )
+            )
+        return tuple(out)
+
+    def ignore_rules(self, value: Any, where: str) -> tuple[IgnoreRule, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list, got {_type_name(value)}")
+        out = []
+        for i, item in enumerate(value):
+            w = f"{where}[{i}]"
+            d = self.mapping(item, w, {"kind", "group", "name", "namespace", "paths"}, {"kind", "paths"})
+            out.append(
+                IgnoreRule(
+                    kind=self.string(d["kind"], f"{w}.kind"),
+                    paths=self.pointers(d["paths"], f"{w}.paths"),
+                    group=self.opt(d, "group", w, lambda v, _w: str(v)),
+                    name=self.opt(d, "name", w, self.string),
+                    namespace=self.opt(d, "namespace", w, self.string),
+                )
+            )
+        return tuple(out)
+
+    def agent(self, data: Any) -> AgentConfig:
+        d = self.mapping(data, "agent", {"namespace", "field_manager", "kustomize"})
+        return AgentConfig(
+            namespace=self.string(d.get("namespace", "gitops-agent"), "agent.namespace"),
+            field_manager=self.string(d.get("field_manager", "gitops-agent"), "agent.field_manager"),
+            kustomize=self.opt(d, "kustomize", "agent", self.string),
+        )
+
+    def github(self, data: Any) -> GitHubConfig:
+        keys = {
+            "api_url",
+            "repository",
+            "token_file",
+            "app_id",
+            "installation_id",
+            "private_key_file",
+            "target_url",
+        }
+        d = self.mapping(data, "github", keys, {"repository"})
+        repository = self.string(d["repository"], "github.repository")
+        if repository.count("/") != 1:
+            raise self.fail("github.repository", f"expected owner/name, got {repository!r}")
+        cfg = GitHubConfig(
+            repository=repository,
+            api_url=self.string(d.get("api_url", "https://api.github.com"), "github.api_url").rstrip("/"),
+            token_file=self.opt(d, "token_file", "github", self.string),
+            app_id=self.opt(d, "app_id", "github", lambda v, w: self.string(str(v), w)),
+            installation_id=self.opt(d, "installation_id", "github", lambda v, w: self.string(str(v), w)),
+            private_key_file=self.opt(d, "private_key_file", "github", self.string),
+            target_url=self.opt(d, "target_url", "github", self.string),
+        )
+        app = (cfg.app_id, cfg.installation_id, cfg.private_key_file)
+        if cfg.token_file is None and not all(app):
+            raise self.fail("github", "set token_file, or app_id + installation_id + private_key_file")
+        return cfg
+
+    def chat(self, data: Any) -> ChatConfig:
+        d = self.mapping(data, "chat", {"slack_webhook_url_file", "webhook_url_file"})
+        return ChatConfig(
+            slack_webhook_url_file=self.opt(d, "slack_webhook_url_file", "chat", self.string),
+            webhook_url_file=self.opt(d, "webhook_url_file", "chat", self.string),
+        )
+
+    def server(self, data: Any) -> ServerConfig:
+        d = self.mapping(data, "server", {"listen", "webhook_secret_file"})
+        return ServerConfig(
+            listen=self.string(d.get("listen", "0.0.0.0:8080"), "server.listen"),
+            webhook_secret_file=self.opt(d, "webhook_secret_file", "server", self.string),
+        )
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
