@@ -10,7 +10,7 @@ a person: it starts with the file path or the object's ``Kind/namespace/name`` a
     ├── RenderError        a manifest file or overlay cannot be turned into objects
     ├── ValidationError    objects rendered but are not a valid snapshot
     ├── ClusterError       the Kubernetes API refused or could not be reached
-    │   └── PermissionError_  the agent's identity may not do what it tried
+    │   └── ForbiddenError    the agent's identity may not do what it tried
     └── ReportError        GitHub or chat could not be told (never fails a reconcile)
 """
 
@@ -44,7 +44,7 @@ class ClusterError(GitOpsError):
     reason = "ClusterError"
 
 
-class PermissionError_(ClusterError):  # noqa: N801 - trailing underscore avoids the builtin
+class ForbiddenError(ClusterError):
     reason = "PermissionDenied"
 
 

@@ -21,7 +21,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from gitops_agent.errors import ClusterError, ConfigError, GitOpsError, PermissionError_, ValidationError
+from gitops_agent.errors import ClusterError, ConfigError, ForbiddenError, GitOpsError, ValidationError
 from gitops_agent.model import KubeObject, ObjectKey, api_group
 
 _AGGREGATED_DISCOVERY = (
@@ -275,7 +275,7 @@ def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
         detail = data.decode(errors="replace")[:300]
     message = f"{subject}: {detail}"
     if status in (401, 403):
-        return PermissionError_(f"{message} (grant the agent's identity this permission in its RBAC)")
+        return ForbiddenError(f"{message} (grant the agent's identity this permission in its RBAC)")
     if status in (400, 422):
         return ValidationError(message)
     return ClusterError(f"{message} (HTTP {status})")
