@@ -1,0 +1,130 @@
+"""The config file: what it accepts, and that every mistake names the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_agent.config import DEFAULT_EXPECTED_MANAGERS, find_config_path, load_config, parse_config
+from gitops_agent.errors import ConfigError
+
+MINIMAL = """
+repo:
+  url: https://github.com/acme/config.git
+environments:
+  - name: dev
+    path: environments/dev
+    namespace: shop-dev
+"""
+
+FULL = """
+repo:
+  url: file:///srv/config
+  branch: main
+  poll_interval: 1m30s
+  token_file: /var/run/secrets/token
+agent:
+  namespace: ops
+  field_manager: my-agent
+environments:
+  - name: dev
+    path: environments/dev
+    namespace: shop-dev
+    policy: enforce
+  - name: prod
+    path: environments/prod
+    branch: release
+    namespace: shop-prod
+    context: prod-cluster
+    policy: manual
+    create_namespace: false
+    prune_propagation: foreground
+    health_timeout: 10m
+    expected_managers:
+      - argo-rollouts
+      - manager: kube-controller-manager
+        paths: [/spec/replicas]
+    ignore:
+      - kind: Deployment
+        name: api
+        paths: [/spec/template/metadata/annotations]
+github:
+  repository: acme/config
+  token_file: /var/run/secrets/gh
+chat:
+  slack_webhook_url_file: /var/run/secrets/slack
+"""
+
+
+def test_minimal_config_gets_sensible_defaults() -> None:
+    config = parse_config(MINIMAL, source="a.yaml")
+    env = config.environment("dev")
+    assert (config.repo.branch, config.repo.poll_interval_s) == ("main", 60.0)
+    assert (env.policy, env.create_namespace, env.prune, env.allow_empty) == ("report", True, True, False)
+    assert env.expected_managers == DEFAULT_EXPECTED_MANAGERS
+    assert config.agent.field_manager == "gitops-agent"
+
+
+def test_full_config_is_read_into_typed_fields() -> None:
+    config = parse_config(FULL, source="a.yaml")
+    prod = config.environment("prod")
+    assert config.repo.poll_interval_s == 90.0
+    assert config.branch_of(prod) == "release"
+    assert config.branch_of(config.environment("dev")) == "main"
+    assert (prod.policy, prod.context, prod.health_timeout_s) == ("manual", "prod-cluster", 600.0)
+    assert [m.manager for m in prod.expected_managers] == ["argo-rollouts", "kube-controller-manager"]
+    assert prod.expected_managers[1].paths == ("/spec/replicas",)
+    assert prod.ignore[0].paths == ("/spec/template/metadata/annotations",)
+    assert config.github is not None and config.github.repository == "acme/config"
+    assert config.agent.namespace == "ops"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(MINIMAL.replace("namespace: shop-dev", "namespace: shop-dev\n    polcy: enforce"),
+                     "environments[0]: unknown key 'polcy'", id="unknown-key"),
+        pytest.param(MINIMAL.replace("namespace: shop-dev", "namespace: shop-dev\n    policy: always"),
+                     "environments[0].policy: expected one of report, enforce, manual, got 'always'", id="bad-policy"),
+        pytest.param(MINIMAL.replace("    namespace: shop-dev\n", ""),
+                     "environments[0]: missing required key 'namespace'", id="missing-namespace"),
+        pytest.param(MINIMAL.replace("url: https", "token: abc\n  url: https"),
+                     "repo: unknown key 'token'", id="inline-credential"),
+        pytest.param(MINIMAL + "  - name: dev\n    path: x\n    namespace: y\n",
+                     "environments[1].name: duplicate environment name 'dev'", id="duplicate-env"),
+        pytest.param(MINIMAL.replace("url: https", "poll_interval: soon\n  url: https"),
+                     "repo.poll_interval: expected a duration", id="bad-duration"),
+        pytest.param("repo: [", "not valid YAML", id="malformed-yaml"),
+        pytest.param("environments: []\nrepo: {url: x}", "environments: expected a non-empty list", id="no-envs"),
+        pytest.param(MINIMAL + "github:\n  repository: acme/config\n",
+                     "github: set token_file, or app_id", id="github-without-credentials"),
+        pytest.param(MINIMAL.replace("name: dev", "name: Dev_1"), "is not a valid name", id="bad-env-name"),
+        pytest.param(MINIMAL + "    ignore:\n      - kind: Deployment\n        paths: [spec/replicas]\n",
+                     "ignore[0].paths[0]: expected a JSON pointer", id="ignore-not-a-pointer"),
+    ],
+)  # fmt: skip
+def test_mistakes_name_the_file_and_the_key(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="conf/agent.yaml")
+    assert str(err.value).startswith("conf/agent.yaml: ")
+    assert expected in str(err.value)
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    config = parse_config(FULL, source="a.yaml")
+    with pytest.raises(ConfigError, match=r"no environment named 'qa' \(known: dev, prod\)"):
+        config.environment("qa")
+
+
+def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_AGENT_CONFIG", "/etc/from-env.yaml")
+    assert find_config_path("/explicit.yaml") == Path("/explicit.yaml")
+    assert find_config_path(None) == Path("/etc/from-env.yaml")
+    monkeypatch.delenv("GITOPS_AGENT_CONFIG")
+    assert find_config_path(None) == Path("gitops-agent.yaml")
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found .*--config PATH"):
+        load_config(tmp_path / "nope.yaml")
