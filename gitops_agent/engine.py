@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gitops_agent.adapters.kube import Discovery, KubeClient, ResourceInfo
 from gitops_agent.core.diff import changed_paths, covers, normalize, unified_diff
+from gitops_agent.core.drift import DriftPolicy, ObjectDrift, detect_drift, fields_to_yield
 from gitops_agent.core.inventory import (
     Inventory,
     inventory_configmap,
@@ -27,8 +28,10 @@ from gitops_agent.core.inventory import (
     parse_inventory,
     stale_keys,
 )
+from gitops_agent.core.ledger import Ledger, ledger_configmap, ledger_name, parse_ledger
 from gitops_agent.core.plan import (
     ENV_LABEL,
+    MANIFEST_HASH_ANNOTATION,
     PreparedObject,
     namespace_manifest,
     prepare,
@@ -51,6 +54,15 @@ class EngineOptions:
     prune: bool = True
     allow_empty: bool = False
     prune_propagation: str = "background"
+    #: re-apply objects even when their rendered manifest did not change since the last apply
+    force: bool = False
+    #: apply only these objects (self-heal of drifted ones); None means the whole snapshot
+    only: frozenset[ObjectKey] | None = None
+    drift_policy: DriftPolicy | None = None
+
+    @property
+    def policy(self) -> DriftPolicy:
+        return self.drift_policy or DriftPolicy(field_manager=self.field_manager)
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,11 @@ class SyncResult:
     def has_changes(self) -> bool:
         return any(o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED) for o in self.objects)
 
+    @property
+    def wrote(self) -> bool:
+        """Did this pass write any object? (False for a dry run.)"""
+        return not self.dry_run and self.has_changes
+
 
 @dataclass
 class _Work:
@@ -118,9 +135,7 @@ class Engine:
         except GitOpsError as exc:
             return SyncResult(options.environment, commit, dry_run, error=str(exc), reason=exc.reason)
 
-    def _sync(
-        self, objects: tuple[DesiredObject, ...], commit: str, o: EngineOptions, dry_run: bool
-    ) -> SyncResult:
+    def _sync(self, objects: tuple[DesiredObject, ...], commit: str, o: EngineOptions, dry_run: bool) -> SyncResult:
         # Resolve scopes, default namespaces, label and hash every object.
         prepared = self._prepare(objects, o)
         # Read what the environment last applied, and refuse to prune everything by accident.
@@ -161,15 +176,11 @@ class Engine:
             info = discovery.lookup(group, kind)
             return None if info is None else info.namespaced
 
-        prepared = prepare(
-            objects, environment=o.environment, default_namespace=o.namespace, scope_of=scope_of
-        )
+        prepared = prepare(objects, environment=o.environment, default_namespace=o.namespace, scope_of=scope_of)
         if o.create_namespace and not any(p.key == _namespace_key(o.namespace) for p in prepared):
             ns = namespace_manifest(o.namespace, o.environment)
             # Not part of the inventory: pruning an environment must never delete its namespace.
-            extra = PreparedObject(
-                _namespace_key(o.namespace), ns, "(environment namespace)", "", inventoried=False
-            )
+            extra = PreparedObject(_namespace_key(o.namespace), ns, "(environment namespace)", "", inventoried=False)
             prepared = (extra, *prepared)
         return prepared
 
@@ -178,9 +189,7 @@ class Engine:
         return parse_inventory(cm)
 
     @staticmethod
-    def _guard_empty(
-        prepared: tuple[PreparedObject, ...], inventory: Inventory | None, o: EngineOptions
-    ) -> None:
+    def _guard_empty(prepared: tuple[PreparedObject, ...], inventory: Inventory | None, o: EngineOptions) -> None:
         managed = [p for p in prepared if p.inventoried]
         if not managed and inventory and inventory.keys and not o.allow_empty:
             raise ValidationError(
@@ -213,17 +222,22 @@ class Engine:
                 )
 
     def _plan(self, work: _Work, o: EngineOptions) -> None:
-        new_namespaces = {
-            p.key.name for p in work.prepared if p.key.kind == "Namespace" and p.key not in work.live
-        }
+        new_namespaces = {p.key.name for p in work.prepared if p.key.kind == "Namespace" and p.key not in work.live}
+        work.prepared = tuple(self._yield_fields(p, work.live.get(p.key), o) for p in work.prepared)
         for p in work.prepared:
             live = work.live.get(p.key)
-            if live is not None and covers(p.manifest, live):
+            if _settled(p, live, o):
                 work.plans[p.key] = ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
             elif self._must_wait(p, new_namespaces):
                 work.deferred.append(p)
             else:
                 work.plans[p.key] = self._dry_run_plan(p, live, o)
+
+    @staticmethod
+    def _yield_fields(p: PreparedObject, live: KubeObject | None, o: EngineOptions) -> PreparedObject:
+        """Leave out what an expected controller owns now (an HPA's replicas), so we never take it back."""
+        manifest = fields_to_yield(p.key, p.manifest, live, o.policy)
+        return p if manifest is p.manifest else replace(p, manifest=manifest)
 
     def _must_wait(self, p: PreparedObject, new_namespaces: set[str]) -> bool:
         if p.first_stage:
@@ -243,9 +257,7 @@ class Engine:
         paths = tuple(changed_paths(before, after))
         if not paths:
             return ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
-        return ObjectPlan(
-            p.key, Action.CONFIGURED, paths, unified_diff(label, before, after), source=p.source
-        )
+        return ObjectPlan(p.key, Action.CONFIGURED, paths, unified_diff(label, before, after), source=p.source)
 
     @staticmethod
     def _plan_deferred_as_dry(work: _Work) -> None:
@@ -323,9 +335,7 @@ class Engine:
             if plan.action is Action.PRUNED:
                 info = self._info(plan.key.group, plan.key.kind)
                 try:
-                    self.kube.delete(
-                        info, plan.key.namespace, plan.key.name, propagation=o.prune_propagation.title()
-                    )
+                    self.kube.delete(info, plan.key.namespace, plan.key.name, propagation=o.prune_propagation.title())
                 except GitOpsError as exc:
                     plan = ObjectPlan(plan.key, Action.FAILED, message=f"prune failed: {exc}")
             done.append(plan)
@@ -380,6 +390,44 @@ class Engine:
             applied_keys=tuple(applied or ()),
         )
 
+    # --- ledger and drift ------------------------------------------------------------------
+
+    def read_ledger(self, o: EngineOptions) -> Ledger:
+        cm = self.kube.get(self._info("", "ConfigMap"), o.agent_namespace, ledger_name(o.environment))
+        return parse_ledger(cm)
+
+    def write_ledger(self, o: EngineOptions, ledger: Ledger) -> None:
+        self._ensure_agent_namespace(o)
+        cm = ledger_configmap(o.environment, o.agent_namespace, ledger)
+        self.kube.apply(cm, self._info("", "ConfigMap"), field_manager=o.field_manager)
+
+    def drift(self, objects: Iterable[DesiredObject], o: EngineOptions) -> tuple[ObjectDrift, ...]:
+        """How the live objects moved away from this (applied) snapshot: one list per kind."""
+        prepared = self._prepare(tuple(objects), o)
+        applied = [(p.key, p.manifest) for p in prepared if p.inventoried]
+        live, extra = self._read_labelled(applied, o.environment)
+        return detect_drift(applied, live, policy=o.policy, extra=extra)
+
+    def _read_labelled(
+        self, applied: list[tuple[ObjectKey, KubeObject]], environment: str
+    ) -> tuple[dict[ObjectKey, KubeObject], list[KubeObject]]:
+        """Live objects carrying the environment's label, per kind across namespaces; objects whose
+        label was removed by hand are fetched one by one (rare), so they read as drift, not missing."""
+        selector = f"{ENV_LABEL}={environment}"
+        wanted = {key for key, _ in applied}
+        live: dict[ObjectKey, KubeObject] = {}
+        extra: list[KubeObject] = []
+        infos = {self.discovery().lookup(k.group, k.kind) for k in wanted}
+        for info in sorted((i for i in infos if i is not None), key=lambda i: (i.group, i.kind)):
+            for obj in self.kube.list(info, label_selector=selector):
+                key = ObjectKey.of(obj)
+                (live.__setitem__(key, obj) if key in wanted else extra.append(obj))
+        for key in sorted(wanted - set(live)):
+            found = self._get_live(key)
+            if found is not None:
+                live[key] = found
+        return live, extra
+
     # --- lookups --------------------------------------------------------------------------
 
     def _get_live(self, key: ObjectKey) -> KubeObject | None:
@@ -397,10 +445,21 @@ class Engine:
     def _info_for(self, p: PreparedObject) -> ResourceInfo:
         info = self.discovery().for_object(p.manifest)
         if info is None:
-            raise ValidationError(
-                f"{p.source}: {p.key}: the API server does not serve {p.manifest.get('apiVersion')}"
-            )
+            raise ValidationError(f"{p.source}: {p.key}: the API server does not serve {p.manifest.get('apiVersion')}")
         return info
+
+
+def _settled(p: PreparedObject, live: KubeObject | None, o: EngineOptions) -> bool:
+    """Nothing to apply: outside the objects asked for, intent unchanged since the last apply
+    (a commit is a snapshot: drift alone is not re-applied), or live already covers the manifest."""
+    if live is None:
+        return False
+    if o.only is not None and p.key not in o.only:
+        return True
+    applied_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_HASH_ANNOTATION)
+    if not o.force and o.only is None and p.manifest_hash and applied_hash == p.manifest_hash:
+        return True
+    return covers(p.manifest, live)
 
 
 def _needs_apply(plan: ObjectPlan | None) -> bool:

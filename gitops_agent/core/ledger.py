@@ -1,0 +1,82 @@
+"""The apply ledger: per environment, the snapshots applied — commit, time, agent version, result.
+
+Kept in a ConfigMap in the agent's namespace, so it survives restarts: a new agent process reads
+it and knows that a commit was already applied and must not be applied again. It is also what
+``gitops-agent history`` reads to answer "which commits ran in prod, and when".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+from gitops_agent.core.plan import ENV_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from gitops_agent.errors import ClusterError
+from gitops_agent.model import KubeObject
+
+LEDGER_PREFIX = "ledger-"
+MAX_ENTRIES = 100  # a ConfigMap holds 1 MiB; 100 entries is months of history for most teams
+
+# results of an entry
+APPLIED, FAILED, REACHED = "applied", "failed", "reached"  # reached: same objects, nothing written
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    commit: str
+    time: str  # RFC 3339
+    agent_version: str
+    result: str  # applied | failed | reached
+    summary: str = ""  # "2 created, 1 configured"
+    message: str = ""  # the error, when failed
+    forced: bool = False
+    snapshot_hash: str = ""  # digest of every rendered manifest: equal digests, equal snapshots
+
+
+@dataclass(frozen=True)
+class Ledger:
+    entries: tuple[LedgerEntry, ...] = ()
+
+    def last_success(self) -> LedgerEntry | None:
+        for entry in reversed(self.entries):
+            if entry.result in (APPLIED, REACHED):
+                return entry
+        return None
+
+    def applied(self, commit: str) -> bool:
+        """Was this commit already applied (or reached) successfully?"""
+        return any(e.commit == commit and e.result in (APPLIED, REACHED) for e in self.entries)
+
+    def record(self, entry: LedgerEntry) -> Ledger:
+        return replace(self, entries=(*self.entries, entry)[-MAX_ENTRIES:])
+
+
+def ledger_name(environment: str) -> str:
+    return f"{LEDGER_PREFIX}{environment}"
+
+
+def ledger_configmap(environment: str, namespace: str, ledger: Ledger) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": ledger_name(environment),
+            "namespace": namespace,
+            "labels": {ENV_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY, "gitops-agent.io/role": "ledger"},
+        },
+        "data": {"entries": json.dumps([asdict(e) for e in ledger.entries], indent=1)},
+    }
+
+
+def parse_ledger(configmap: KubeObject | None) -> Ledger:
+    if configmap is None:
+        return Ledger()
+    raw = (configmap.get("data") or {}).get("entries", "[]")
+    try:
+        return Ledger(tuple(LedgerEntry(**item) for item in json.loads(raw)))
+    except (ValueError, TypeError) as exc:
+        name = (configmap.get("metadata") or {}).get("name")
+        raise ClusterError(
+            f"ConfigMap/{name}: the apply ledger is corrupt ({exc}); fix or delete it "
+            "(deleting it makes the agent re-apply the current commit once)"
+        ) from exc
