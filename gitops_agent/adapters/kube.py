@@ -276,7 +276,8 @@ def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
     message = f"{subject}: {detail}"
     if status in (401, 403):
         return ForbiddenError(f"{message} (grant the agent's identity this permission in its RBAC)")
-    if status in (400, 422):
+    # SSA answers 500 when the object does not fit the kind's schema; it is still the manifest's fault
+    if status in (400, 422) or "failed to create typed patch object" in detail:
         return ValidationError(message)
     return ClusterError(f"{message} (HTTP {status})")
 
