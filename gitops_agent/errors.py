@@ -10,7 +10,8 @@ a person: it starts with the file path or the object's ``Kind/namespace/name`` a
     ├── RenderError        a manifest file or overlay cannot be turned into objects
     ├── ValidationError    objects rendered but are not a valid snapshot
     ├── ClusterError       the Kubernetes API refused or could not be reached
-    │   └── ForbiddenError    the agent's identity may not do what it tried
+    │   ├── ForbiddenError    the agent's identity may not do what it tried
+    │   └── ConflictError     someone else changed the object first (optimistic concurrency)
     └── ReportError        GitHub or chat could not be told (never fails a reconcile)
 """
 
@@ -46,6 +47,10 @@ class ClusterError(GitOpsError):
 
 class ForbiddenError(ClusterError):
     reason = "PermissionDenied"
+
+
+class ConflictError(ClusterError):
+    reason = "Conflict"
 
 
 class ReportError(GitOpsError):

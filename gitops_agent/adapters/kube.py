@@ -21,7 +21,14 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from gitops_agent.errors import ClusterError, ConfigError, ForbiddenError, GitOpsError, ValidationError
+from gitops_agent.errors import (
+    ClusterError,
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    GitOpsError,
+    ValidationError,
+)
 from gitops_agent.model import KubeObject, ObjectKey, api_group
 
 _AGGREGATED_DISCOVERY = (
@@ -95,9 +102,7 @@ class KubeClient:
         explicit = kubeconfig or os.environ.get("KUBECONFIG")
         try:
             if explicit:
-                k8s_config.load_kube_config(
-                    config_file=explicit, context=context, client_configuration=configuration
-                )
+                k8s_config.load_kube_config(config_file=explicit, context=context, client_configuration=configuration)
             elif os.environ.get("KUBERNETES_SERVICE_HOST") and context is None:
                 k8s_config.load_incluster_config(client_configuration=configuration)
             else:
@@ -138,9 +143,7 @@ class KubeClient:
     def _legacy_group(self, group: str, version: str, path: str) -> list[ResourceInfo]:
         body = self._request("GET", path, verb="discovery")
         return [
-            ResourceInfo(
-                group, version, r["kind"], r["name"], bool(r.get("namespaced")), frozenset(r.get("verbs", []))
-            )
+            ResourceInfo(group, version, r["kind"], r["name"], bool(r.get("namespaced")), frozenset(r.get("verbs", [])))
             for r in body.get("resources", [])
             if "/" not in r["name"]
         ]
@@ -201,9 +204,7 @@ class KubeClient:
             subject=ObjectKey.of(obj),
         )
 
-    def delete(
-        self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background"
-    ) -> bool:
+    def delete(self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background") -> bool:
         """Delete; False when it was already gone."""
         body = json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
         try:
@@ -245,9 +246,7 @@ class KubeClient:
         )
         self.requests[verb] += 1
         try:
-            response = self._api.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT
-            )
+            response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)
             data = response.read()
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(f"cannot reach the Kubernetes API at {self.host}: {_root_cause(exc)}") from exc
@@ -258,9 +257,7 @@ class KubeClient:
         try:
             parsed: KubeObject = json.loads(data or b"{}")
         except ValueError as exc:
-            raise ClusterError(
-                f"{subject or path}: the API server answered with something that is not JSON"
-            ) from exc
+            raise ClusterError(f"{subject or path}: the API server answered with something that is not JSON") from exc
         return parsed
 
 
@@ -274,6 +271,8 @@ def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
     except ValueError:
         detail = data.decode(errors="replace")[:300]
     message = f"{subject}: {detail}"
+    if status == 409:
+        return ConflictError(message)
     if status in (401, 403):
         return ForbiddenError(f"{message} (grant the agent's identity this permission in its RBAC)")
     # SSA answers 500 when the object does not fit the kind's schema; it is still the manifest's fault
