@@ -7,126 +7,23 @@ inventory).
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 
-from gitops_agent.config import Config, parse_config
 from gitops_agent.core.plan import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
-from gitops_agent.service import Agent
+from gitops_agent.service import Agent, PassResult
+from tests.integration.support import ConfigRepo, configmap, deployment, make_config, secret
 
 pytestmark = pytest.mark.integration
 
 
-class ConfigRepo:
-    """A real git repository that tests commit manifests to."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.git("init", "-q", "-b", "main")
-        self.git("config", "user.email", "dev@example.com")
-        self.git("config", "user.name", "Dev")
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
-
-    def write(self, path: str, content: Any) -> None:
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            target.write_text(content)
-        else:
-            target.write_text(yaml.safe_dump_all(content))
-
-    def remove(self, path: str) -> None:
-        (self.root / path).unlink()
-
-    def commit(self, message: str = "change") -> str:
-        self.git("add", "-A")
-        self.git("commit", "-q", "--allow-empty", "-m", message)
-        return self.git("rev-parse", "HEAD").strip()
-
-
-def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-
-
-def deployment(name: str, image: str = "registry.example/api:1.0", replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image, "resources": {"limits": {"cpu": "1000m"}}}]},
-            },
-        },
-    }
-
-
-def secret(name: str, value: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"password": value}}
-
-
-@pytest.fixture
-def names(api_client: k8s.ApiClient) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:6]
-    chosen = {"dev": f"dev-{suffix}", "prod": f"prod-{suffix}", "agent": f"agent-{suffix}"}
-    yield chosen
-    core = k8s.CoreV1Api(api_client)
-    for ns in chosen.values():
-        try:
-            core.delete_namespace(ns)
-        except k8s.ApiException as exc:
-            if exc.status != 404:
-                raise
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> ConfigRepo:
-    return ConfigRepo(tmp_path / "config")
-
-
-def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_extra: Any) -> Config:
-    dev = {"name": "dev", "path": "environments/dev", "namespace": names["dev"], **dev_extra}
-    prod = {"name": "prod", "path": "environments/prod", "namespace": names["prod"]}
-    text = yaml.safe_dump(
-        {
-            "repo": {"url": str(repo.root), "branch": "main", "cache_dir": str(tmp_path / "cache")},
-            "agent": {"namespace": names["agent"]},
-            "environments": [dev, prod],
-        }
-    )
-    return parse_config(text, source="test.yaml")
-
-
-@pytest.fixture
-def agent_factory(kubeconfig: str, tmp_path: Path) -> Iterator[Any]:
-    made: list[Agent] = []
-
-    def make(config: Config) -> Agent:
-        agent = Agent(config, kubeconfig=kubeconfig)
-        made.append(agent)
-        return agent
-
-    yield make
-    for agent in made:
-        agent.close()
-
-
-def actions(result: Any) -> dict[str, str]:
-    return {f"{o.key.kind}/{o.key.name}": o.action.value for o in result.objects}
+def actions(result: PassResult) -> dict[str, str]:
+    assert result.sync is not None, result
+    return {f"{o.key.kind}/{o.key.name}": o.action.value for o in result.sync.objects}
 
 
 def writes(agent: Agent) -> int:
@@ -169,7 +66,8 @@ def test_create_update_prune_across_two_environments(
         "Deployment/api": "unchanged",
         "ConfigMap/extra": "pruned",
     }
-    configured = next(o for o in dev.objects if o.action is Action.CONFIGURED)
+    assert dev.sync is not None
+    configured = next(o for o in dev.sync.objects if o.action is Action.CONFIGURED)
     assert "/data/mode" in configured.paths
     assert actions(prod) == {"Namespace/" + names["prod"]: "unchanged", "ConfigMap/settings": "unchanged"}
     assert core.read_namespaced_config_map("settings", names["dev"]).data == {"mode": "dev2"}
@@ -190,9 +88,15 @@ def test_second_sync_without_a_new_commit_writes_nothing(
     before = writes(agent)
 
     again = agent.sync_all()
-    assert all(r.ok for r in again)
-    assert writes(agent) == before, "a pass with nothing to change must not write"
-    assert all(o.action is Action.UNCHANGED for r in again for o in r.objects)
+    assert [r.outcome for r in again] == ["up-to-date", "up-to-date"]
+    assert writes(agent) == before, "a pass with no new commit must not write"
+
+    # forced: every object is compared with the server (dry-run where the local compare can't
+    # decide, as for 1000m vs 1), and still nothing is written
+    forced = agent.sync_all(force=True)
+    assert all(r.ok for r in forced), [r.error for r in forced]
+    assert all(o.action is Action.UNCHANGED for r in forced for o in (r.sync.objects if r.sync else ()))
+    assert writes(agent) == before
 
 
 def test_diff_shows_changes_and_never_secret_values(
@@ -208,7 +112,8 @@ def test_diff_shows_changes_and_never_secret_values(
     repo.commit()
     dev = agent.sync_all("dev", dry_run=True)[0]
     assert dev.ok, dev.error
-    text = "".join(o.diff for o in dev.objects)
+    assert dev.sync is not None
+    text = "".join(o.diff for o in dev.sync.objects)
     assert "-  mode: a\n+  mode: b\n" in text
     assert "password: '*** (after)'" in text
     for leaked in ("hunter2", "s3cr3t-new", "aHVudGVyMg==", "czNjcjN0LW5ldw=="):

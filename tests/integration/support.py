@@ -1,0 +1,79 @@
+"""Building blocks for integration tests: a real git config repo and manifest builders."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_agent.config import Config, parse_config
+
+
+class ConfigRepo:
+    """A real git repository that tests commit manifests to."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.email", "dev@example.com")
+        self.git("config", "user.name", "Dev")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+    def write(self, path: str, content: Any) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            target.write_text(content)
+        else:
+            target.write_text(yaml.safe_dump_all(content))
+
+    def remove(self, path: str) -> None:
+        (self.root / path).unlink()
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def deployment(name: str, image: str = "registry.example/api:1.0", replicas: int = 1) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image, "resources": {"limits": {"cpu": "1000m"}}}]},
+            },
+        },
+    }
+
+
+def secret(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"password": value}}
+
+
+def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_extra: Any) -> Config:
+    """Two environments, dev and prod, in namespaces unique to the test; extra keys go to dev."""
+    dev = {"name": "dev", "path": "environments/dev", "namespace": names["dev"], **dev_extra}
+    prod = {"name": "prod", "path": "environments/prod", "namespace": names["prod"]}
+    text = yaml.safe_dump(
+        {
+            "repo": {"url": str(repo.root), "branch": "main", "cache_dir": str(tmp_path / "cache")},
+            "agent": {"namespace": names["agent"]},
+            "environments": [dev, prod],
+        }
+    )
+    return parse_config(text, source="test.yaml")
