@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -74,7 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     finally:
+        _write_stats(agent)
         agent.close()
+
+
+def _write_stats(agent: Agent) -> None:
+    """``$GITOPS_AGENT_STATS=FILE``: the API requests this run sent, for benchmarks."""
+    path = os.environ.get("GITOPS_AGENT_STATS")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"requests": agent.request_counts()}, f)
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -97,6 +97,14 @@ class Agent:
             self._clients[env.context] = KubeClient.connect(kubeconfig=self._kubeconfig, context=env.context)
         return self._clients[env.context]
 
+    def request_counts(self) -> dict[str, int]:
+        """Kubernetes API requests sent so far, by verb, over every cluster."""
+        total: dict[str, int] = {}
+        for client in self._clients.values():
+            for verb, n in client.requests.items():
+                total[verb] = total.get(verb, 0) + n
+        return total
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
