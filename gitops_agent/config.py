@@ -147,9 +147,7 @@ def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{path}: config file not found (pass --config PATH or set ${CONFIG_ENV_VAR})"
-        ) from exc
+        raise ConfigError(f"{path}: config file not found (pass --config PATH or set ${CONFIG_ENV_VAR})") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
     return parse_config(text, source=str(path))

@@ -26,7 +26,7 @@ from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEnt
 from gitops_agent.core.render import validate_objects
 from gitops_agent.engine import Engine, EngineOptions, SyncResult
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import DesiredObject
+from gitops_agent.model import DesiredObject, ObjectKey
 
 # outcomes of a pass, besides the ledger's applied / reached / failed
 UP_TO_DATE = "up-to-date"  # the commit was applied before: drift checked only
@@ -219,8 +219,9 @@ class Agent:
             outcome = PassResult(env.name, commit, UP_TO_DATE)
         # Between commits: explain drift, and repair it only where the policy says so.
         drift = engine.drift(objects, options)
-        if env.policy == "enforce" and any(not d.expected for d in drift):
-            repaired = self._repair(engine, env, objects, commit, drift)
+        to_repair = frozenset(d.key for d in drift if not d.expected and d.kind != EXTRA)
+        if env.policy == "enforce" and to_repair:
+            repaired = self._repair(engine, env, objects, commit, to_repair)
             drift = engine.drift(objects, options)
             outcome = replace(outcome, repaired=repaired)
         return replace(outcome, drift=drift)
@@ -231,12 +232,11 @@ class Agent:
         env: EnvironmentConfig,
         objects: tuple[DesiredObject, ...],
         commit: str,
-        drift: tuple[ObjectDrift, ...],
+        keys: frozenset[ObjectKey],
     ) -> SyncResult:
-        """Self-heal under ``enforce``: re-apply the objects with unexpected drift, nothing else."""
-        keys = frozenset(d.key for d in drift if not d.expected and d.kind != EXTRA)
-        options = self.options(env, only=keys, prune=False)
-        return engine.sync(objects, commit=commit, options=options)
+        """Self-heal under ``enforce``: re-apply the objects with unexpected drift, nothing else.
+        Objects added by hand are reported, never deleted: they are not in the inventory."""
+        return engine.sync(objects, commit=commit, options=self.options(env, only=keys, prune=False))
 
     def _drift_since_last(self, env: EnvironmentConfig, engine: Engine, ledger: Ledger) -> tuple[ObjectDrift, ...]:
         last = ledger.last_success()

@@ -134,9 +134,7 @@ def is_secret(obj: Mapping[str, Any] | None) -> bool:
     return obj is not None and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
 
 
-def mask_secret(
-    before: KubeObject | None, after: KubeObject | None
-) -> tuple[KubeObject | None, KubeObject | None]:
+def mask_secret(before: KubeObject | None, after: KubeObject | None) -> tuple[KubeObject | None, KubeObject | None]:
     """Copies of a Secret pair with every value replaced: same values read ``***``, changed ones
     ``*** (before)`` / ``*** (after)``, so a diff shows which keys changed and never what they hold.
     Anything that is not a Secret is returned as is."""
@@ -153,9 +151,7 @@ def mask_secret(
             section = side.get(field)
             if isinstance(section, dict):
                 mine = _secret_values(side)
-                side[field] = {
-                    k: MASK if values.get(k) == mine.get(k) else f"{MASK} ({tag})" for k in sorted(section)
-                }
+                side[field] = {k: MASK if values.get(k) == mine.get(k) else f"{MASK} ({tag})" for k in sorted(section)}
         annotations = (side.get("metadata") or {}).get("annotations") or {}
         if "kubectl.kubernetes.io/last-applied-configuration" in annotations:
             annotations["kubectl.kubernetes.io/last-applied-configuration"] = MASK

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gitops_agent.core.plan import ENV_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from gitops_agent.core.plan import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
 from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject, ObjectKey
 
@@ -36,7 +36,7 @@ def inventory_configmap(environment: str, namespace: str, inventory: Inventory) 
             "name": inventory_name(environment),
             "namespace": namespace,
             "labels": {
-                ENV_LABEL: environment,
+                STATE_OF_LABEL: environment,
                 MANAGED_BY_LABEL: MANAGED_BY,
                 "gitops-agent.io/role": "inventory",
             },

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-from gitops_agent.core.plan import ENV_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from gitops_agent.core.plan import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
 from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject
 
@@ -62,7 +62,7 @@ def ledger_configmap(environment: str, namespace: str, ledger: Ledger) -> KubeOb
         "metadata": {
             "name": ledger_name(environment),
             "namespace": namespace,
-            "labels": {ENV_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY, "gitops-agent.io/role": "ledger"},
+            "labels": {STATE_OF_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY, "gitops-agent.io/role": "ledger"},
         },
         "data": {"entries": json.dumps([asdict(e) for e in ledger.entries], indent=1)},
     }

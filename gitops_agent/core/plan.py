@@ -21,6 +21,8 @@ from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey, api_group
 
 ENV_LABEL = "gitops-agent.io/environment"
+#: on the agent's own state (inventory, ledger): not ENV_LABEL, which marks what an environment manages
+STATE_OF_LABEL = "gitops-agent.io/state-of"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gitops-agent"
 MANIFEST_HASH_ANNOTATION = "gitops-agent.io/manifest-hash"
@@ -93,9 +95,7 @@ def _with_snapshot_crds(objects: Iterable[DesiredObject], scope_of: ScopeLookup)
     return lookup
 
 
-def _prepare_one(
-    obj: DesiredObject, environment: str, default_namespace: str, scope_of: ScopeLookup
-) -> PreparedObject:
+def _prepare_one(obj: DesiredObject, environment: str, default_namespace: str, scope_of: ScopeLookup) -> PreparedObject:
     manifest = json.loads(json.dumps(obj.manifest))  # a deep copy that is also plain JSON
     group = api_group(str(manifest.get("apiVersion", "")))
     namespaced = scope_of(group, obj.key.kind)
