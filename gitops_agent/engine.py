@@ -415,13 +415,18 @@ class Engine:
         label was removed by hand are fetched one by one (rare), so they read as drift, not missing."""
         selector = f"{ENV_LABEL}={environment}"
         wanted = {key for key, _ in applied}
+        # another agent's environment may share the name: extras only count in our namespaces
+        namespaces = {k.namespace for k in wanted if k.namespace}
         live: dict[ObjectKey, KubeObject] = {}
         extra: list[KubeObject] = []
         infos = {self.discovery().lookup(k.group, k.kind) for k in wanted}
         for info in sorted((i for i in infos if i is not None), key=lambda i: (i.group, i.kind)):
             for obj in self.kube.list(info, label_selector=selector):
                 key = ObjectKey.of(obj)
-                (live.__setitem__(key, obj) if key in wanted else extra.append(obj))
+                if key in wanted:
+                    live[key] = obj
+                elif not key.namespace or key.namespace in namespaces:
+                    extra.append(obj)
         for key in sorted(wanted - set(live)):
             found = self._get_live(key)
             if found is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -94,6 +94,8 @@ class KubeClient:
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
         self.requests: Counter[str] = Counter()
+        #: the latest writes, (verb, object): for tests, and for "what did that pass do?"
+        self.writes: deque[tuple[str, ObjectKey]] = deque(maxlen=1000)
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -204,14 +206,41 @@ class KubeClient:
             subject=ObjectKey.of(obj),
         )
 
+    def create(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
+        """Create; ConflictError when it already exists (Leases: two replicas race to create)."""
+        meta = obj.get("metadata") or {}
+        return self._request(
+            "POST",
+            info.path(meta.get("namespace")),
+            query={"fieldManager": field_manager},
+            body=obj,
+            content_type="application/json",
+            verb="create",
+            subject=ObjectKey.of(obj),
+        )
+
+    def replace(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
+        """Update with optimistic concurrency: ``metadata.resourceVersion`` must be current, else
+        ConflictError (Leases: two replicas race to renew or take over)."""
+        meta = obj.get("metadata") or {}
+        return self._request(
+            "PUT",
+            info.path(meta.get("namespace"), meta["name"]),
+            query={"fieldManager": field_manager},
+            body=obj,
+            content_type="application/json",
+            verb="update",
+            subject=ObjectKey.of(obj),
+        )
+
     def delete(self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background") -> bool:
         """Delete; False when it was already gone."""
-        body = json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         try:
             self._request(
                 "DELETE",
                 info.path(namespace or None, name),
-                body=body.encode(),
+                body=body,
                 content_type="application/json",
                 verb="delete",
                 subject=ObjectKey(info.group, info.kind, namespace, name),
@@ -228,7 +257,7 @@ class KubeClient:
         path: str,
         *,
         query: dict[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | KubeObject | None = None,  # bytes are sent as is; a dict as JSON by the client
         content_type: str | None = None,
         accept: str = "application/json",
         verb: str,
@@ -245,6 +274,8 @@ class KubeClient:
             auth_settings=["BearerToken"],
         )
         self.requests[verb] += 1
+        if method != "GET" and verb != "apply-dry-run" and subject is not None:
+            self.writes.append((verb, subject))
         try:
             response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)
             data = response.read()

@@ -16,6 +16,7 @@ class ConfigRepo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.email", "dev@example.com")
         self.git("config", "user.name", "Dev")

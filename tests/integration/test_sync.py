@@ -27,8 +27,9 @@ def actions(result: PassResult) -> dict[str, str]:
 
 
 def writes(agent: Agent) -> int:
-    counts = agent.kube(agent.config.environments[0]).requests
-    return counts["apply"] + counts["delete"]
+    """Writes to the environments' objects; the agent's own ledger and inventory don't count."""
+    state = agent.config.agent.namespace
+    return sum(1 for _, key in agent.kube(agent.config.environments[0]).writes if key.namespace != state)
 
 
 def test_create_update_prune_across_two_environments(
