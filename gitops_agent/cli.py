@@ -22,7 +22,7 @@ from gitops_agent.core.drift import ObjectDrift
 from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, ObjectKey
-from gitops_agent.service import Agent, EnvironmentStatus, PassResult
+from gitops_agent.service import Agent, EnvironmentStatus, HistoryEntry, PassResult
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--env", help="only this environment (also applies a 'manual' environment's new commit)")
     sync.add_argument("--dry-run", action="store_true", help="plan and validate with the server; write nothing")
     sync.add_argument("--force", action="store_true", help="re-apply the commit even if it was applied before")
+
+    history = sub.add_parser(
+        "history", parents=[common], help="commits applied to an environment, and what each rolled forward"
+    )
+    history.add_argument("--env", required=True)
 
     drift = sub.add_parser("drift", parents=[common], help="how live objects moved away from the applied commit")
     drift.add_argument("--env", help="only this environment")
@@ -67,9 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     agent = Agent(config, kubeconfig=args.kubeconfig)
     try:
-        handler = {"sync": _sync, "diff": _diff, "status": _status, "validate": _validate, "drift": _drift}[
-            args.command
-        ]
+        handler = {
+            "sync": _sync,
+            "diff": _diff,
+            "status": _status,
+            "validate": _validate,
+            "drift": _drift,
+            "history": _history,
+        }[args.command]
         return handler(agent, args)
     except GitOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -114,6 +124,32 @@ def _diff(agent: Agent, args: argparse.Namespace) -> int:
     if not all(r.ok for r in results):
         return EXIT_ERROR
     return EXIT_CHANGES if any(r.sync and r.sync.has_changes for r in results) else EXIT_OK
+
+
+def _history(agent: Agent, args: argparse.Namespace) -> int:
+    entries = agent.history(args.env)
+    if args.output == "json":
+        _print_json({"environment": args.env, "history": [history_json(h) for h in entries]})
+        return EXIT_OK
+    if not entries:
+        print(f"{args.env}: nothing applied yet")
+    for h in entries:
+        e = h.entry
+        mark = "  <- running" if h.running else ""
+        print(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
+        for c in h.commits:
+            print(f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}")
+    return EXIT_OK
+
+
+def history_json(h: HistoryEntry) -> dict[str, Any]:
+    return {
+        **asdict(h.entry),
+        "running": h.running,
+        "commits": [
+            {"sha": c.sha, "author": c.author, "date": c.date.isoformat(), "subject": c.subject} for c in h.commits
+        ],
+    }
 
 
 def _drift(agent: Agent, args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_agent import __version__
-from gitops_agent.adapters.git_source import GitCredentials, GitSource
+from gitops_agent.adapters.git_source import CommitInfo, GitCredentials, GitSource
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.adapters.renderer import KustomizeRunner, render_environment
 from gitops_agent.config import Config, EnvironmentConfig
@@ -53,6 +53,15 @@ class PassResult:
     @property
     def unexpected_drift(self) -> tuple[ObjectDrift, ...]:
         return tuple(d for d in self.drift if not d.expected)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One ledger entry, with the commits it rolled forward since the previous applied one."""
+
+    entry: LedgerEntry
+    commits: tuple[CommitInfo, ...]
+    running: bool  # the environment's current snapshot
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,23 @@ class Agent:
             except GitOpsError as exc:
                 out.append(PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason))
         return out
+
+    def history(self, name: str) -> list[HistoryEntry]:
+        """What ran in an environment and what each apply rolled forward, newest first."""
+        env = self.config.environment(name)
+        error = self.fetch()
+        if error is not None:
+            raise error
+        ledger = Engine(self.kube(env)).read_ledger(self.options(env))
+        running = ledger.last_success()
+        out: list[HistoryEntry] = []
+        previous: str | None = None
+        for entry in ledger.entries:
+            commits = tuple(self.source.log(previous, entry.commit)) if entry.commit != previous else ()
+            out.append(HistoryEntry(entry, commits, running is not None and entry is running))
+            if entry.result in (APPLIED, REACHED):
+                previous = entry.commit
+        return out[::-1]
 
     def status(self, name: str | None = None) -> list[EnvironmentStatus]:
         """Target commit, applied commit, drift and whether the live state matches, per environment."""
