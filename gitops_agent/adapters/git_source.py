@@ -43,6 +43,7 @@ _REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
 _SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)")
 #: what ``git check-ref-format --branch`` would accept, minus the rare corners (and never an option)
 _BRANCH = re.compile(r"[A-Za-z0-9_][^\s~^:?*\[\\\x00-\x1f\x7f]*(?<![/.])")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
 _MODE_SYMLINK = 0o120000
 _MODE_GITLINK = 0o160000
@@ -239,26 +240,36 @@ class GitSource:
         return f"{self._display}: branch {branch!r} not found; existing branches: {shown}"
 
     def _environment(self) -> dict[str, str]:
-        """Environment for git network commands: no prompts, credentials by reference."""
+        """Environment for git network commands: no prompts, credentials by reference.
+
+        Config entries are appended after any ``GIT_CONFIG_COUNT`` entries the agent was started
+        with (a proxy, say), not instead of them.
+        """
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GCM_INTERACTIVE": "never"}
         config: list[tuple[str, str]] = [("http.lowSpeedLimit", "1000"), ("http.lowSpeedTime", "60")]
-        scheme = _scheme(self.url)
-        creds = self.credentials
-        if creds.token_file or creds.token_env:
-            if scheme not in ("https", "http"):
-                raise SourceError(
-                    f"{self._display}: a token ({self._token_ref}) works only with https URLs; "
-                    "use ssh_key_file for ssh remotes"
-                )
-            basic = base64.b64encode(f"{creds.username}:{self._read_token()}".encode()).decode()
-            config.append((f"http.{_origin(self.url)}.extraHeader", f"Authorization: Basic {basic}"))
-        if scheme == "ssh":
+        if self.credentials.token_file or self.credentials.token_env:
+            config.append(self._auth_header())
+        if _scheme(self.url) == "ssh":
             env["GIT_SSH_COMMAND"] = self._ssh_command()
-        env["GIT_CONFIG_COUNT"] = str(len(config))
-        for i, (key, value) in enumerate(config):
+        inherited = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        env["GIT_CONFIG_COUNT"] = str(inherited + len(config))
+        for i, (key, value) in enumerate(config, start=inherited):
             env[f"GIT_CONFIG_KEY_{i}"] = key
             env[f"GIT_CONFIG_VALUE_{i}"] = value
         return env
+
+    def _auth_header(self) -> tuple[str, str]:
+        """``http.<origin>.extraHeader``: the token, sent only to the remote's own scheme, host and port."""
+        scheme, host = _scheme(self.url), urlsplit(self.url).hostname
+        if scheme not in ("https", "http"):
+            raise SourceError(
+                f"{self._display}: a token ({self._token_ref}) works only with https URLs; "
+                "use ssh_key_file for ssh remotes"
+            )
+        if scheme == "http" and host not in _LOOPBACK:
+            raise SourceError(f"{self._display}: refusing to send a token over plain http; use an https URL")
+        basic = base64.b64encode(f"{self.credentials.username}:{self._read_token()}".encode()).decode()
+        return f"http.{_origin(self.url)}.extraHeader", f"Authorization: Basic {basic}"
 
     @property
     def _token_ref(self) -> str:

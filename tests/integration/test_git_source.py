@@ -284,6 +284,13 @@ def test_token_with_an_ssh_url_is_refused(tmp_path: Path) -> None:
         src.fetch()
 
 
+def test_token_over_plain_http_to_another_host_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    src = GitSource("http://git.example.com/r.git", tmp_path / "c", credentials=GitCredentials(str(tmp_path / "token")))
+    with pytest.raises(SourceError, match="refusing to send a token over plain http"):
+        src.fetch()
+
+
 def test_unreadable_token_file_is_named(tmp_path: Path) -> None:
     src = GitSource("https://example.invalid/r.git", tmp_path / "c", credentials=GitCredentials("/no/such/token"))
     with pytest.raises(SourceError, match="cannot read token_file /no/such/token"):
@@ -304,6 +311,7 @@ class GitHTTP(BaseHTTPRequestHandler):
     project_root: Path
     expected_auth = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     seen_auth: list[str] = []
+    seen_agents: list[str] = []
 
     def do_GET(self) -> None:
         self.serve()
@@ -314,6 +322,7 @@ class GitHTTP(BaseHTTPRequestHandler):
     def serve(self) -> None:
         auth = self.headers.get("Authorization", "")
         self.seen_auth.append(auth)
+        self.seen_agents.append(self.headers.get("User-Agent", ""))
         if auth != self.expected_auth:
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -350,10 +359,15 @@ class GitHTTP(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_url(upstream: Upstream) -> Iterator[str]:
-    handler = type("Handler", (GitHTTP,), {"project_root": upstream.bare.parent, "seen_auth": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def http_handler(upstream: Upstream) -> type[GitHTTP]:
+    """A handler class of its own per test, so the requests it records are this test's."""
+    return type("Handler", (GitHTTP,), {"project_root": upstream.bare.parent, "seen_auth": [], "seen_agents": []})
+
+
+@pytest.fixture
+def http_url(upstream: Upstream, http_handler: type[GitHTTP]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), http_handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/{upstream.bare.name}"
@@ -373,12 +387,18 @@ def test_fetch_over_http_with_a_token_file(upstream: Upstream, http_url: str, tm
 
 
 def test_fetch_over_http_with_a_token_variable(
-    upstream: Upstream, http_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    http_url: str, http_handler: type[GitHTTP], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONFIG_REPO_TOKEN", TOKEN)
+    # config the agent was started with (a proxy, say) is kept alongside the auth header
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "http.userAgent")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "gitops-agent-test")
     src = GitSource(http_url, tmp_path / "cache", credentials=GitCredentials(token_env="CONFIG_REPO_TOKEN"))
     src.fetch()
     assert src.resolve("main")
+    assert set(http_handler.seen_agents) == {"gitops-agent-test"}
+    assert set(http_handler.seen_auth) == {GitHTTP.expected_auth}
 
 
 def test_wrong_token_is_an_authentication_error_naming_the_file(http_url: str, tmp_path: Path) -> None:
@@ -412,7 +432,7 @@ def test_a_remote_that_answers_garbage(tmp_path: Path) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         with pytest.raises(
             SourceError,
