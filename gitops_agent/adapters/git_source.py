@@ -251,7 +251,7 @@ class GitSource:
             config.append(self._auth_header())
         if _scheme(self.url) == "ssh":
             env["GIT_SSH_COMMAND"] = self._ssh_command()
-        inherited = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        inherited = _int(os.environ.get("GIT_CONFIG_COUNT"))
         env["GIT_CONFIG_COUNT"] = str(inherited + len(config))
         for i, (key, value) in enumerate(config, start=inherited):
             env[f"GIT_CONFIG_KEY_{i}"] = key
@@ -444,6 +444,13 @@ def _line_with(text: str, needles: tuple[str, ...]) -> str | None:
         if any(n in lowered for n in needles):
             return _clean(line)
     return None
+
+
+def _int(text: str | None) -> int:
+    try:
+        return max(int(text or 0), 0)
+    except ValueError:
+        return 0
 
 
 def _last_line(text: str) -> str:

@@ -291,6 +291,39 @@ def test_token_over_plain_http_to_another_host_is_refused(tmp_path: Path) -> Non
         src.fetch()
 
 
+def test_ssh_key_is_used_with_identities_only_and_failures_name_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir, key = tmp_path / "bin", tmp_path / "deploy_key"
+    bin_dir.mkdir()
+    key.write_text("not really a key\n")
+    ssh = bin_dir / "ssh"  # a stand-in that records its arguments and refuses the key
+    ssh.write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\necho "git@h: Permission denied (publickey)." >&2\nexit 255\n'
+    )
+    ssh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    src = GitSource(
+        "git@git.example.com:org/config.git", tmp_path / "c", credentials=GitCredentials(ssh_key_file=str(key))
+    )
+    with pytest.raises(SourceError) as info:
+        src.fetch()
+    assert str(info.value) == (
+        f"cannot fetch git@git.example.com:org/config.git: ssh authentication failed — check ssh_key_file {key} "
+        "(and that its public key has access)"
+    )
+    args = (tmp_path / "args").read_text().split()
+    assert args[args.index("-i") + 1] == str(key)
+    for option in ("IdentitiesOnly=yes", "StrictHostKeyChecking=accept-new", "BatchMode=yes"):
+        assert option in args
+
+
+def test_missing_ssh_key_is_named(tmp_path: Path) -> None:
+    src = GitSource("ssh://git@example.com/r.git", tmp_path / "c", credentials=GitCredentials(ssh_key_file="/no/key"))
+    with pytest.raises(SourceError, match="cannot read ssh_key_file /no/key"):
+        src.fetch()
+
+
 def test_unreadable_token_file_is_named(tmp_path: Path) -> None:
     src = GitSource("https://example.invalid/r.git", tmp_path / "c", credentials=GitCredentials("/no/such/token"))
     with pytest.raises(SourceError, match="cannot read token_file /no/such/token"):
