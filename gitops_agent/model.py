@@ -31,12 +31,13 @@ class ObjectKey:
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ObjectKey:
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
         return cls(
-            group=api_group(str(obj.get("apiVersion", ""))),
-            kind=str(obj.get("kind", "")),
+            group=api_group(str(obj.get("apiVersion") or "")),
+            kind=str(obj.get("kind") or ""),
             namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name", "")),
+            name=str(meta.get("name") or ""),
         )
 
     @property
