@@ -50,6 +50,10 @@ _MODE_GITLINK = 0o160000
 _MODE_TREE = 0o040000
 
 
+#: where an exported symlink that leaves the repository points instead: nowhere readable
+REFUSED_LINK_TARGET = "/dev/null/symlink-outside-the-repository-refused"
+
+
 @dataclass(frozen=True)
 class GitCredentials:
     """Where the credentials are, never the credentials themselves.
@@ -130,8 +134,8 @@ class GitSource:
         """Write the files of ``commit`` (only those under ``subdir``, keeping their paths) into ``dest``.
 
         Reads tree objects directly: no checkout, no index, nothing shared between two exports.
-        Symlinks are kept when they stay inside the repository and refused otherwise; submodules
-        are skipped (their content is not in this repository).
+        Symlinks are kept when they stay inside the repository and neutralised otherwise (see
+        ``_write_links``); submodules are skipped (their content is not in this repository).
         """
         dest = Path(dest)
         with self._repo() as repo:
@@ -499,16 +503,19 @@ def _check_entry_path(path: str) -> None:
 
 
 def _write_links(dest: Path, links: list[tuple[str, str]]) -> None:
-    """Create symlinks last (so no file is written through one), refusing any that leave the tree."""
+    """Create symlinks last (so no file is written through one). A link that leaves the tree is
+    not an error here: the commit is shared by every environment, and only one that reads the
+    link should fail. It is written pointing at a path that cannot exist, so reading through it
+    fails and the renderer, which checks every link it reads, names it."""
     for path, target in links:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-        if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
-            raise RenderError(f"{path}: symlink to {target!r} points outside the repository")
+        escapes = posixpath.isabs(target) or resolved == ".." or resolved.startswith("../")
         link = dest / path
         link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, link)
+        os.symlink(REFUSED_LINK_TARGET if escapes else target, link)
     root = os.path.realpath(dest)
-    for path, target in links:  # through chains of links, too
+    for path, _ in links:  # through chains of links, too
         real = os.path.realpath(dest / path)
         if real != root and not real.startswith(root + os.sep):
-            raise RenderError(f"{path}: symlink to {target!r} points outside the repository")
+            os.unlink(dest / path)
+            os.symlink(REFUSED_LINK_TARGET, dest / path)

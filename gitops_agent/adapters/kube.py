@@ -69,9 +69,11 @@ class Discovery:
 
     def __init__(self, resources: Iterable[ResourceInfo]) -> None:
         self._by_group_kind: dict[tuple[str, str], ResourceInfo] = {}
+        self._served: set[tuple[str, str, str]] = set()
         for info in resources:
             # the first version listed for a group is the server's preferred one
             self._by_group_kind.setdefault((info.group, info.kind), info)
+            self._served.add((info.group, info.version, info.kind))
 
     def lookup(self, group: str, kind: str) -> ResourceInfo | None:
         return self._by_group_kind.get((group, kind))
@@ -80,7 +82,9 @@ class Discovery:
         """The resource for an object, at the object's own apiVersion when served."""
         info = self.lookup(api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
         version = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1]
-        if info is not None and info.version != version:
+        if info is None or (info.group, version, info.kind) not in self._served:
+            return None
+        if info.version != version:
             return ResourceInfo(info.group, version, info.kind, info.plural, info.namespaced, info.verbs)
         return info
 
@@ -196,6 +200,17 @@ class KubeClient:
         query = {"fieldManager": field_manager, "force": "true" if force else "false"}
         if dry_run:
             query["dryRun"] = "All"
+        try:
+            return self._apply_request(obj, info, query, dry_run)
+        except _NotFound as exc:
+            raise ValidationError(
+                f"{ObjectKey.of(obj)}: the API server has no {info.plural} in {info.api_version}"
+                + (f" in namespace {meta.get('namespace')!r}" if meta.get("namespace") else "")
+                + " (HTTP 404)"
+            ) from exc
+
+    def _apply_request(self, obj: KubeObject, info: ResourceInfo, query: dict[str, str], dry_run: bool) -> KubeObject:
+        meta = obj.get("metadata") or {}
         return self._request(
             "PATCH",
             info.path(meta.get("namespace"), meta["name"]),

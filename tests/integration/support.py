@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gitops_agent.config import Config, parse_config
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: str
 
 
 class ConfigRepo:
@@ -27,7 +33,11 @@ class ConfigRepo:
     def write(self, path: str, content: Any) -> None:
         target = self.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
+        if isinstance(content, Symlink):
+            target.symlink_to(content.target)
+        elif isinstance(content, bytes):
+            target.write_bytes(content)
+        elif isinstance(content, str):
             target.write_text(content)
         else:
             target.write_text(yaml.safe_dump_all(content))

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from gitops_agent.core.plan import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
 from gitops_agent.service import Agent, PassResult
-from tests.integration.support import ConfigRepo, configmap, deployment, make_config, secret
+from tests.integration.support import ConfigRepo, Symlink, configmap, deployment, make_config, secret
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,13 @@ pytestmark = pytest.mark.integration
 def actions(result: PassResult) -> dict[str, str]:
     assert result.sync is not None, result
     return {f"{o.key.kind}/{o.key.name}": o.action.value for o in result.sync.objects}
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8)
+)
 
 
 def writes(agent: Agent) -> int:
@@ -145,6 +152,25 @@ def test_diff_shows_changes_and_never_secret_values(
             {"environments/dev/bad-field.yaml": [{**configmap("bad", {}), "data": {"k": {"nested": 1}}}]},
             "ConfigMap",
             id="server-rejects",
+        ),
+        pytest.param({"environments/dev/bomb.yaml": BILLION_LAUGHS}, "bomb.yaml", id="yaml-bomb"),
+        pytest.param({"environments/dev/huge.yaml": "a: " + "x" * (6 * 1024 * 1024)}, "huge.yaml", id="huge-file"),
+        pytest.param({"environments/dev/blob.yaml": b"\x00\xff\xfe binary"}, "blob.yaml", id="binary-file"),
+        pytest.param({"environments/dev/link.yaml": Symlink("../../../../etc/passwd")}, "link.yaml", id="symlink-out"),
+        pytest.param(
+            {"environments/dev/dupkey.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, name: b}\n"},
+            "dupkey.yaml",
+            id="duplicate-keys",
+        ),
+        pytest.param(
+            {"environments/dev/noname.yaml": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}]},
+            "noname.yaml",
+            id="no-name",
+        ),
+        pytest.param(
+            {"environments/dev/v9.yaml": [{**deployment("v9"), "apiVersion": "apps/v9"}]},
+            "apps/v9",
+            id="wrong-api-version",
         ),
     ],
 )
