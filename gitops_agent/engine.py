@@ -433,6 +433,15 @@ class Engine:
                 live[key] = found
         return live, extra
 
+    # --- live reads for rollout health (rollout.LiveReader) -------------------------------
+
+    def get(self, key: ObjectKey) -> KubeObject | None:
+        return self._get_live(key)
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        return self.kube.list(self._info("", "Pod"), namespace=namespace, label_selector=label_selector or None)
+
     # --- lookups --------------------------------------------------------------------------
 
     def _get_live(self, key: ObjectKey) -> KubeObject | None:
