@@ -215,7 +215,7 @@ class Agent:
             return _from_sync(engine.sync(objects, commit=commit, options=options, dry_run=True), PLANNED)
         # A commit is applied once: new commits (or a forced re-apply) go through the engine.
         ledger = engine.read_ledger(options)
-        if not ledger.applied(commit) or force:
+        if not ledger.is_current(commit) or force:
             if env.policy == "manual" and not explicit:
                 drift = self._drift_since_last(env, engine, ledger)
                 return PassResult(env.name, commit, WAITING, drift=drift, message="waiting for a manual sync")

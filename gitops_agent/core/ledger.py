@@ -43,9 +43,11 @@ class Ledger:
                 return entry
         return None
 
-    def applied(self, commit: str) -> bool:
-        """Was this commit already applied (or reached) successfully?"""
-        return any(e.commit == commit and e.result in (APPLIED, REACHED) for e in self.entries)
+    def is_current(self, commit: str) -> bool:
+        """Is this commit the one the environment last applied (or reached)? Not "ever applied":
+        after B, going back to A (a revert, a force-push) is a new snapshot to apply."""
+        last = self.last_success()
+        return last is not None and last.commit == commit
 
     def record(self, entry: LedgerEntry) -> Ledger:
         return replace(self, entries=(*self.entries, entry)[-MAX_ENTRIES:])

@@ -133,3 +133,16 @@ def test_stale_keys_are_the_set_difference() -> None:
     a, b = ObjectKey("", "ConfigMap", "s", "a"), ObjectKey("", "ConfigMap", "s", "b")
     assert stale_keys(Inventory("c", frozenset({a, b})), [a]) == {b}
     assert stale_keys(None, [a]) == frozenset()
+
+
+def test_ledger_knows_the_current_commit_not_just_any_applied_one() -> None:
+    from gitops_agent.core.ledger import APPLIED, FAILED, Ledger, LedgerEntry, ledger_configmap, parse_ledger
+
+    def entry(commit: str, result: str) -> LedgerEntry:
+        return LedgerEntry(commit=commit, time="t", agent_version="0", result=result)
+
+    ledger = Ledger().record(entry("a", APPLIED)).record(entry("b", APPLIED)).record(entry("c", FAILED))
+    assert ledger.is_current("b")
+    assert not ledger.is_current("a"), "going back to an older commit is a new snapshot to apply"
+    assert not ledger.is_current("c")
+    assert parse_ledger(ledger_configmap("dev", "ops", ledger)) == ledger
