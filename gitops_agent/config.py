@@ -117,6 +117,20 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class PromotableField:
+    """A field besides container images that carries a release's identity (a version annotation,
+    an app-version env var): ``gitops-agent promote`` copies it from one environment to the next."""
+
+    kind: str
+    path: str  # JSON pointer into the rendered object
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    fields: tuple[PromotableField, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     repo: RepoConfig
     environments: tuple[EnvironmentConfig, ...]
@@ -125,6 +139,7 @@ class Config:
     chat: ChatConfig | None = None
     server: ServerConfig = field(default_factory=ServerConfig)
     source: str = ""  # the file it was read from, for messages
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
@@ -238,7 +253,7 @@ class _Reader:
         top = self.mapping(
             data,
             "top level",
-            {"repo", "environments", "agent", "github", "chat", "server"},
+            {"repo", "environments", "agent", "github", "chat", "server", "promotion"},
             {"repo", "environments"},
         )
         envs = top["environments"]
@@ -258,6 +273,7 @@ class _Reader:
             chat=self.opt(top, "chat", "", lambda v, w: self.chat(v)),
             server=self.server(top.get("server") or {}),
             source=self.source,
+            promotion=self.promotion(top.get("promotion") or {}),
         )
 
     def repo(self, data: Any) -> RepoConfig:
@@ -383,6 +399,21 @@ class _Reader:
             slack_webhook_url_file=self.opt(d, "slack_webhook_url_file", "chat", self.string),
             webhook_url_file=self.opt(d, "webhook_url_file", "chat", self.string),
         )
+
+    def promotion(self, data: Any) -> PromotionConfig:
+        d = self.mapping(data, "promotion", {"fields"})
+        fields = d.get("fields", [])
+        if not isinstance(fields, list):
+            raise self.fail("promotion.fields", f"expected a list, got {_type_name(fields)}")
+        out = []
+        for i, item in enumerate(fields):
+            w = f"promotion.fields[{i}]"
+            f = self.mapping(item, w, {"kind", "path"}, {"kind", "path"})
+            path = self.string(f["path"], f"{w}.path")
+            if not path.startswith("/"):
+                raise self.fail(f"{w}.path", f"expected a JSON pointer starting with '/', got {path!r}")
+            out.append(PromotableField(self.string(f["kind"], f"{w}.kind"), path))
+        return PromotionConfig(tuple(out))
 
     def server(self, data: Any) -> ServerConfig:
         d = self.mapping(data, "server", {"listen", "webhook_secret_file"})
