@@ -8,7 +8,8 @@ it and knows that a commit was already applied and must not be applied again. It
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from gitops_agent.core.plan import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
 from gitops_agent.errors import ClusterError
@@ -31,6 +32,8 @@ class LedgerEntry:
     message: str = ""  # the error, when failed
     forced: bool = False
     snapshot_hash: str = ""  # digest of every rendered manifest: equal digests, equal snapshots
+    #: set by ``gitops-agent rollback --now``: the branch commit whose snapshot this older one replaced
+    rolled_back_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class Ledger:
             if entry.result in (APPLIED, REACHED):
                 return entry
         return None
+
+    def rollback_hold(self) -> LedgerEntry | None:
+        """The running entry when it is an immediate rollback. It holds the environment at its
+        (older) commit while the branch still says what was rolled back from; see Agent.held_commit."""
+        last = self.last_success()
+        return last if last is not None and last.rolled_back_from else None
 
     def is_current(self, commit: str) -> bool:
         """Is this commit the one the environment last applied (or reached)? Not "ever applied":
@@ -75,10 +84,20 @@ def parse_ledger(configmap: KubeObject | None) -> Ledger:
         return Ledger()
     raw = (configmap.get("data") or {}).get("entries", "[]")
     try:
-        return Ledger(tuple(LedgerEntry(**item) for item in json.loads(raw)))
+        return Ledger(tuple(_entry(item) for item in json.loads(raw)))
     except (ValueError, TypeError) as exc:
         name = (configmap.get("metadata") or {}).get("name")
         raise ClusterError(
             f"ConfigMap/{name}: the apply ledger is corrupt ({exc}); fix or delete it "
             "(deleting it makes the agent re-apply the current commit once)"
         ) from exc
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in fields(LedgerEntry))
+
+
+def _entry(item: Any) -> LedgerEntry:
+    """Keys a newer agent added are skipped, so an older agent still reads the ledger (rolling upgrades)."""
+    if not isinstance(item, dict):
+        raise TypeError(f"entry {item!r} is not a mapping")
+    return LedgerEntry(**{k: v for k, v in item.items() if k in _ENTRY_FIELDS})
