@@ -28,24 +28,21 @@ def inventory_name(environment: str) -> str:
     return f"{INVENTORY_PREFIX}{environment}"
 
 
-def inventory_configmap(environment: str, namespace: str, inventory: Inventory) -> KubeObject:
+def state_configmap(name: str, namespace: str, environment: str, role: str, data: dict[str, str]) -> KubeObject:
+    """A ConfigMap holding part of the agent's own state about one environment."""
+    labels = {STATE_OF_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY, "gitops-agent.io/role": role}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": inventory_name(environment),
-            "namespace": namespace,
-            "labels": {
-                STATE_OF_LABEL: environment,
-                MANAGED_BY_LABEL: MANAGED_BY,
-                "gitops-agent.io/role": "inventory",
-            },
-        },
-        "data": {
-            "commit": inventory.commit,
-            "objects": "".join(f"{k.encode()}\n" for k in sorted(inventory.keys)),
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": data,
     }
+
+
+def inventory_configmap(environment: str, namespace: str, inventory: Inventory) -> KubeObject:
+    objects = "".join(f"{k.encode()}\n" for k in sorted(inventory.keys))
+    data = {"commit": inventory.commit, "objects": objects}
+    return state_configmap(inventory_name(environment), namespace, environment, "inventory", data)
 
 
 def parse_inventory(configmap: KubeObject | None) -> Inventory | None:

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from gitops_agent.core.plan import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
+from gitops_agent.core.inventory import state_configmap
 from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject
 
@@ -67,16 +67,8 @@ def ledger_name(environment: str) -> str:
 
 
 def ledger_configmap(environment: str, namespace: str, ledger: Ledger) -> KubeObject:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": ledger_name(environment),
-            "namespace": namespace,
-            "labels": {STATE_OF_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY, "gitops-agent.io/role": "ledger"},
-        },
-        "data": {"entries": json.dumps([asdict(e) for e in ledger.entries], indent=1)},
-    }
+    data = {"entries": json.dumps([asdict(e) for e in ledger.entries], indent=1)}
+    return state_configmap(ledger_name(environment), namespace, environment, "ledger", data)
 
 
 def parse_ledger(configmap: KubeObject | None) -> Ledger:

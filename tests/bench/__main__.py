@@ -30,26 +30,11 @@ from typing import Any
 
 import yaml
 
+from tests.integration.support import widget_crd
+
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "bench.gitops-agent.dev"
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"widgets.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
-    },
-}
+CRD = widget_crd(GROUP)
 # per 20 objects: what a typical service namespace holds
 MIX = [
     ("Deployment", 3),

@@ -88,3 +88,20 @@ def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_e
         }
     )
     return parse_config(text, source="test.yaml")
+
+
+def widget_crd(group: str) -> dict[str, Any]:
+    """A namespaced CRD of kind Widget in ``group`` that accepts any spec."""
+    version = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }
+    names = {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced", "names": names, "versions": [version]},
+    }

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from gitops_agent.core.plan import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
 from gitops_agent.service import Agent, PassResult
-from tests.integration.support import ConfigRepo, Symlink, configmap, deployment, make_config, secret
+from tests.integration.support import ConfigRepo, Symlink, configmap, deployment, make_config, secret, widget_crd
 
 pytestmark = pytest.mark.integration
 
@@ -211,24 +211,7 @@ def test_crd_and_its_custom_resource_in_one_snapshot(
     repo: ConfigRepo, names: dict[str, str], tmp_path: Path, agent_factory: Any, api_client: k8s.ApiClient
 ) -> None:
     group = f"t{names['agent'].split('-')[1]}.example.com"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }
-            ],
-        },
-    }
+    crd = widget_crd(group)
     widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
     # the custom resource's file sorts before the CRD's: order must come from the kinds, not the files
     repo.write("environments/dev/a-widget.yaml", [widget])
