@@ -7,14 +7,15 @@ becomes that environment's failed result with a message a person can act on, and
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gitops_agent import __version__
 from gitops_agent.adapters.git_source import CommitInfo, GitCredentials, GitSource
@@ -27,6 +28,8 @@ from gitops_agent.core.render import validate_objects
 from gitops_agent.engine import Engine, EngineOptions, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import DesiredObject, ObjectKey
+
+log = logging.getLogger(__name__)
 
 # outcomes of a pass, besides the ledger's applied / reached / failed
 UP_TO_DATE = "up-to-date"  # the commit was applied before: drift checked only
@@ -53,6 +56,15 @@ class PassResult:
     @property
     def unexpected_drift(self) -> tuple[ObjectDrift, ...]:
         return tuple(d for d in self.drift if not d.expected)
+
+
+class PassListener(Protocol):
+    """Told about each pass: GitHub statuses, chat, metrics. A listener that raises is logged and
+    ignored: reporting never blocks or breaks reconciliation."""
+
+    def applying(self, environment: str, commit: str) -> None: ...
+
+    def finished(self, result: PassResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class Agent:
         binary = config.agent.kustomize or os.environ.get("GITOPS_AGENT_KUSTOMIZE")
         self._kustomize = KustomizeRunner(binary)
         self._snapshots: dict[tuple[str, str], tuple[DesiredObject, ...]] = {}
+        self.listeners: list[PassListener] = []
 
     # --- adapters, made once ------------------------------------------------------------------
 
@@ -199,9 +212,19 @@ class Agent:
             if fetch_error is not None:
                 raise fetch_error
             commit = self.target_commit(env)
-            return self._reconcile(env, commit, dry_run=dry_run, explicit=explicit, force=force)
+            result = self._reconcile(env, commit, dry_run=dry_run, explicit=explicit, force=force)
         except GitOpsError as exc:
-            return PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason)
+            result = PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason)
+        if not dry_run:
+            self._tell(lambda listener: listener.finished(result))
+        return result
+
+    def _tell(self, event: Callable[[PassListener], None]) -> None:
+        for listener in self.listeners:
+            try:
+                event(listener)
+            except Exception:  # a listener must never break a pass
+                log.exception("a pass listener (%s) failed; reconciliation goes on", type(listener).__name__)
 
     def _reconcile(
         self, env: EnvironmentConfig, commit: str, *, dry_run: bool, explicit: bool, force: bool
@@ -219,6 +242,7 @@ class Agent:
             if env.policy == "manual" and not explicit:
                 drift = self._drift_since_last(env, engine, ledger)
                 return PassResult(env.name, commit, WAITING, drift=drift, message="waiting for a manual sync")
+            self._tell(lambda listener: listener.applying(env.name, commit))
             result = engine.sync(objects, commit=commit, options=options)
             self._record(engine, options, ledger, result, force)
             if not result.ok:
