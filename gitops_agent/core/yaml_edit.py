@@ -158,11 +158,11 @@ def _last_line(node: Any, default: int) -> int:
 # --- plain manifests ------------------------------------------------------------------------------
 
 
-def set_workload_images(text: str, changes: Sequence[ImageChange], *, source: str) -> tuple[str, int]:
+def set_workload_images(text: str, changes: Sequence[ImageChange], *, source: str) -> tuple[str, dict[str, int]]:
     """The manifest stream with the promoted images written into the workloads each change names;
-    returns the new text and how many container images it changed."""
+    returns the new text and, per image name, how many container images it changed."""
     edits = _Edits(source, _lines(text))
-    count = 0
+    counts: dict[str, int] = {}
     for doc in _load(text, source):
         if not isinstance(doc, CommentedMap):
             continue
@@ -175,8 +175,8 @@ def set_workload_images(text: str, changes: Sequence[ImageChange], *, source: st
                 if isinstance(image, str) and ImageRef.parse(image).name == change.name:
                     line, col = container.lc.value("image")
                     edits.set_scalar(line, col, image, str(change.to))
-                    count += 1
-    return edits.result(), count
+                    counts[change.name] = counts.get(change.name, 0) + 1
+    return edits.result(), counts
 
 
 def _containers(doc: CommentedMap) -> Iterator[CommentedMap]:

@@ -233,8 +233,8 @@ spec:
 def test_plain_manifests_get_the_image_in_place_in_the_named_workloads_only() -> None:
     api = ObjectKey("apps", "Deployment", "shop-prod", "api")
     change = ImageChange("registry.example/api", ImageRef("registry.example/api", "1.1"), (), (api,))
-    edited, count = set_workload_images(PLAIN, [change], source="app.yaml")
-    assert count == 2
+    edited, counts = set_workload_images(PLAIN, [change], source="app.yaml")
+    assert counts == {"registry.example/api": 2}
     assert changed_lines(PLAIN, edited) == [
         '-        image: "registry.example/api:1.0"',
         '+        image: "registry.example/api:1.1"',
