@@ -102,8 +102,12 @@ class KubeClient:
         self.writes: deque[tuple[str, ObjectKey]] = deque(maxlen=1000)
 
     @classmethod
-    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
-        """``--kubeconfig``/``$KUBECONFIG``, else the in-cluster service account, else ~/.kube/config."""
+    def connect(
+        cls, *, kubeconfig: str | None = None, context: str | None = None, impersonate: str | None = None
+    ) -> KubeClient:
+        """``--kubeconfig``/``$KUBECONFIG``, else the in-cluster service account, else ~/.kube/config.
+        ``impersonate``: act as this user (``Impersonate-User``), e.g. the agent's ServiceAccount, so
+        tests prove the shipped RBAC is enough."""
         configuration = k8s_client.Configuration()
         explicit = kubeconfig or os.environ.get("KUBECONFIG")
         try:
@@ -118,7 +122,10 @@ class KubeClient:
             ctx = f" (context {context!r})" if context else ""
             raise ConfigError(f"{where}{ctx}: cannot load cluster credentials: {exc}") from exc
         configuration.retries = 0  # the agent retries whole passes; don't hide an outage for minutes
-        return cls(k8s_client.ApiClient(configuration))
+        api = k8s_client.ApiClient(configuration)
+        if impersonate:
+            api.set_default_header("Impersonate-User", impersonate)
+        return cls(api)
 
     @property
     def host(self) -> str:
