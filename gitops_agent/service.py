@@ -238,6 +238,9 @@ class Agent:
             return _from_sync(engine.sync(objects, commit=commit, options=options, dry_run=True), PLANNED)
         # A commit is applied once: new commits (or a forced re-apply) go through the engine.
         ledger = engine.read_ledger(options)
+        held = self.held_commit(env, ledger, commit)
+        if held != commit:  # `rollback --now` holds the environment at an older commit
+            commit, objects = held, self.snapshot(env, held)
         if not ledger.is_current(commit) or force:
             if env.policy == "manual" and not explicit:
                 drift = self._drift_since_last(env, engine, ledger)
@@ -258,6 +261,23 @@ class Agent:
             drift = engine.drift(objects, options)
             outcome = replace(outcome, repaired=repaired)
         return replace(outcome, drift=drift)
+
+    def held_commit(self, env: EnvironmentConfig, ledger: Ledger, head: str) -> str:
+        """The commit to reconcile ``env`` to: the branch head, unless ``rollback --now`` holds the
+        environment at an older one. The hold lasts while the environment's intent at the head is
+        the one rolled back from (that commit, or a later one rendering the same snapshot, such as a
+        change to another environment); the rollback PR merging, or any change to the environment,
+        ends it. Without this the next pass would re-apply the very commit just rolled back."""
+        hold = ledger.rollback_hold()
+        if hold is None or head == hold.rolled_back_from:
+            return head if hold is None else hold.commit
+        now = self.snapshot(env, head)
+        try:
+            then = self.snapshot(env, hold.rolled_back_from)
+        except GitOpsError:
+            return head  # that commit is gone (force-pushed away): the intent changed
+        same = [(o.key, o.manifest) for o in now] == [(o.key, o.manifest) for o in then]
+        return hold.commit if same else head
 
     def _repair(
         self,
@@ -349,13 +369,15 @@ class Agent:
             objects = self.snapshot(env, applied) if applied else ()
             drift = engine.drift(objects, options) if applied else ()
             latest = ledger.entries[-1] if ledger.entries else None
+            held = self.held_commit(env, ledger, target)
+            rolled_back = f" (rolled back to {held[:12]} until the rollback PR merges)" if held != target else ""
             return EnvironmentStatus(
                 environment=env.name,
                 target_commit=target,
                 applied_commit=applied,
                 objects=len(objects),
-                in_sync=bool(applied) and applied == target and not any(not d.expected for d in drift),
-                last_result=f"{latest.result}: {latest.summary}" if latest else "never applied",
+                in_sync=bool(applied) and applied == held and not any(not d.expected for d in drift),
+                last_result=(f"{latest.result}: {latest.summary}" if latest else "never applied") + rolled_back,
                 drift_expected=sum(1 for d in drift if d.expected),
                 drift_unexpected=sum(1 for d in drift if not d.expected),
             )
