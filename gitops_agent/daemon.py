@@ -1,0 +1,444 @@
+"""``gitops-agent run``: passes on a schedule and on pushes, one environment never waiting on another.
+
+The shell around ``Agent.reconcile``. APScheduler (3.x, BackgroundScheduler) ticks each environment
+at its interval with jitter (``max_instances=1``; a missed tick is coalesced into one). A tick only
+submits: passes run on a thread pool of our own with a worker per environment, so a slow environment
+(a rollout, a large snapshot) never delays another, and passes queued at shutdown can be cancelled.
+The rules are pure functions in ``core.schedule``; this module holds the state they decide over:
+
+- one ``PassState`` per environment under one condition variable: that is the per-environment lock
+  (a pass starts only when the state says it may), and what shutdown waits on;
+- the config repo is fetched by whichever pass needs it first, under a lock, and reused by the
+  passes that follow within ``fetch_max_age_s``, so N environments don't fetch N times;
+- passes run only while this replica leads (``set_leading``); followers keep their copy of the repo
+  warm so a take-over starts fast.
+
+Reporting plugs in through ``service.PassListener`` (GitHub statuses, chat): pass them as
+``listeners``. Only the leader runs passes, so only the leader reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from gitops_agent.adapters.kube import KubeClient, ResourceInfo
+from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.ledger import FAILED
+from gitops_agent.core.schedule import (
+    PassState,
+    environments_for_ref,
+    fetch_due,
+    finish_pass,
+    interval_of,
+    jitter_of,
+    request_pass,
+)
+from gitops_agent.errors import ForbiddenError, GitOpsError
+from gitops_agent.logging_setup import log_context, set_commit
+from gitops_agent.metrics import Metrics
+from gitops_agent.service import PassListener, PassResult
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "InternalError"
+
+
+class AgentPort(Protocol):
+    """What the daemon needs of ``service.Agent`` (tests pass a fake of it)."""
+
+    config: Config
+    listeners: list[PassListener]
+
+    def fetch(self) -> GitOpsError | None: ...
+
+    def target_commit(self, env: EnvironmentConfig) -> str: ...
+
+    def reconcile(
+        self,
+        env: EnvironmentConfig,
+        *,
+        dry_run: bool = False,
+        explicit: bool = False,
+        force: bool = False,
+        fetch_error: GitOpsError | None = None,
+    ) -> PassResult: ...
+
+    def request_counts(self) -> dict[str, int]: ...
+
+
+#: answers None when every cluster answered, else why not (for /readyz)
+ClusterProbe = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    #: a pass reuses a fetch that started less than this long ago
+    fetch_max_age_s: float = 5.0
+    #: how long shutdown waits for passes in flight
+    shutdown_timeout_s: float = 60.0
+    #: /readyz asks the clusters at most this often
+    probe_interval_s: float = 10.0
+    #: shown on /status: this replica's leader-election identity
+    identity: str = ""
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """One environment as /status shows it."""
+
+    name: str
+    policy: str
+    branch: str
+    interval_s: float
+    running: bool
+    pending: bool
+    last: PassResult | None
+    finished_at: float | None  # Unix time
+    duration_s: float | None
+    last_success_at: float | None
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    leading: bool
+    identity: str
+    ready: tuple[str, ...]  # reasons it is not ready; empty when ready
+    fetch_error: str
+    environments: tuple[EnvironmentView, ...]
+
+
+@dataclass
+class _Last:
+    result: PassResult | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    success_at: float | None = None
+
+
+@dataclass
+class _Fetch:
+    started: float | None = None
+    invalidated: float | None = None
+    error: GitOpsError | None = None
+    succeeded_once: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Daemon:
+    """Schedules and runs passes; ``start``, ``set_leading``, ``push``/``trigger``, ``stop``."""
+
+    def __init__(
+        self,
+        agent: AgentPort,
+        *,
+        metrics: Metrics | None = None,
+        options: DaemonOptions | None = None,
+        probe: ClusterProbe | None = None,
+        listeners: Sequence[PassListener] = (),
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.agent = agent
+        self.config = agent.config
+        self.options = options or DaemonOptions()
+        self.metrics = metrics or Metrics(agent.request_counts)
+        self._probe = probe or (lambda: None)
+        self._clock, self._wall = clock, wall
+        agent.listeners.extend(listeners)
+        self._envs = {env.name: env for env in self.config.environments}
+        self._cond = threading.Condition()
+        self._states = {name: PassState() for name in self._envs}
+        self._last = {name: _Last() for name in self._envs}
+        self._leading = False
+        self._stopping = False
+        self._fetch = _Fetch()
+        self._probed: tuple[float, str | None] | None = None
+        self._probe_lock = threading.Lock()
+        # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
+        # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
+        self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
+        self._scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(2)}, timezone="UTC")
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the schedule; passes run once ``set_leading(True)``. Probes the clusters once,
+        so an unreachable cluster is in the log at start-up (and clients are made in one thread)."""
+        problem = self._probe_now()
+        if problem:
+            log.warning("not ready yet: %s", problem)
+        for env in self.config.environments:
+            interval = interval_of(self.config, env)
+            self._scheduler.add_job(
+                self._tick, "interval", seconds=interval, jitter=jitter_of(interval), args=[env.name],
+                id=f"pass-{env.name}", name=f"pass of {env.name}", max_instances=1, coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+            )  # fmt: skip
+        self._scheduler.add_job(
+            self._warm_fetch, "interval", seconds=self.config.repo.poll_interval_s, id="warm-fetch",
+            name="follower fetch", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+        self._scheduler.start()
+        log.info("scheduler started for %s", ", ".join(self._envs))
+
+    def set_leading(self, leading: bool) -> None:
+        """Leader election's verdict. Leading: every environment gets a pass now. Not leading: no new
+        pass starts (one in flight finishes; it cannot be stopped between objects from here)."""
+        with self._cond:
+            changed, self._leading = self._leading != leading, leading
+        self.metrics.leader.set(1 if leading else 0)
+        if changed and leading:
+            log.info("leading: reconciling every environment")
+            self.trigger(list(self._envs), urgent=False)
+        elif changed:
+            log.warning("no longer leading: no new passes")
+
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Stops new passes and waits (bounded) for those in flight; True when none is left running."""
+        with self._cond:
+            self._stopping = True
+        with contextlib.suppress(SchedulerNotRunningError):  # never started
+            self._scheduler.shutdown(wait=False)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # passes queued but not started never start
+        timeout = self.options.shutdown_timeout_s if timeout_s is None else timeout_s
+        with self._cond:
+            idle = self._cond.wait_for(lambda: not self._running(), timeout)
+            running = self._running()
+        if not idle:
+            log.warning("stopping with passes still running after %.0fs: %s", timeout, ", ".join(running))
+        return idle
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    # --- triggers -------------------------------------------------------------------------------
+
+    def push(self, ref: str) -> tuple[str, ...]:
+        """A push to ``ref``: fetch again and pass the environments following that branch."""
+        names = environments_for_ref(self.config, ref)
+        if names:
+            self._fetch.invalidated = self._clock()  # a plain store: never waits for a fetch in flight
+            self.trigger(names, urgent=True)
+        return names
+
+    def trigger(self, names: Iterable[str], *, urgent: bool = True) -> None:
+        """A pass of each environment now; one already running gets one more after it (``urgent``)."""
+        for name in names:
+            if self._request(name, urgent=urgent):
+                self._submit(name)
+
+    # --- passes ---------------------------------------------------------------------------------
+
+    def _tick(self, name: str) -> None:
+        self.trigger([name], urgent=False)
+
+    def _submit(self, name: str) -> None:
+        """Runs the environment's passes on the pool; a pass cancelled before it started (stop)
+        leaves the environment idle, not "running" forever."""
+        try:
+            future = self._pool.submit(self._run_passes, name)
+        except RuntimeError:  # the pool was shut down meanwhile
+            self._release(name)
+            return
+        future.add_done_callback(lambda f: self._release(name) if f.cancelled() else None)
+
+    def _request(self, name: str, *, urgent: bool) -> bool:
+        with self._cond:
+            if self._stopping or not self._leading:
+                return False
+            self._states[name], start = request_pass(self._states[name], urgent=urgent)
+            return start
+
+    def _run_passes(self, name: str) -> None:
+        """Runs passes of one environment while requests keep coming (at most one more each time)."""
+        env = self._envs[name]
+        while True:
+            if self._halted():
+                self._release(name)
+                return
+            try:
+                self._one_pass(env)
+            except BaseException:
+                self._release(name)
+                raise
+            if not self._again(name):
+                return
+
+    def _halted(self) -> bool:
+        with self._cond:
+            return self._stopping or not self._leading
+
+    def _again(self, name: str) -> bool:
+        with self._cond:
+            self._states[name], again = finish_pass(self._states[name])
+            if again and (self._stopping or not self._leading):
+                self._states[name], again = PassState(), False
+            self._cond.notify_all()
+            return again
+
+    def _release(self, name: str) -> None:
+        with self._cond:
+            self._states[name] = PassState()
+            self._cond.notify_all()
+
+    def _running(self) -> list[str]:
+        return [name for name, state in self._states.items() if state.running]
+
+    def _one_pass(self, env: EnvironmentConfig) -> None:
+        """Fetch if stale, reconcile, record. Every line logged meanwhile names the environment
+        and, once known, the commit."""
+        with log_context(environment=env.name):
+            fetch_error = self._fetch_if_stale()
+            commit = "" if fetch_error else self._resolve(env)
+            set_commit(commit)
+            started = self._clock()
+            try:
+                result = self.agent.reconcile(env, fetch_error=fetch_error)
+            except Exception as exc:  # a bug must not end the daemon: report it as this pass's failure
+                log.exception("pass failed unexpectedly; the next one retries")
+                result = PassResult(env.name, commit, FAILED, error=f"internal error: {exc}", reason=INTERNAL_ERROR)
+            set_commit(result.commit or commit)
+            self._record(result, self._clock() - started)
+
+    def _resolve(self, env: EnvironmentConfig) -> str:
+        try:
+            return self.agent.target_commit(env)
+        except GitOpsError:
+            return ""  # reconcile resolves again and reports the error
+
+    def _record(self, result: PassResult, duration_s: float) -> None:
+        now = self._wall()
+        self.metrics.observe(result, duration_s=duration_s, now=now)
+        with self._cond:
+            last = self._last[result.environment]
+            last.result, last.finished_at, last.duration_s = result, now, duration_s
+            if result.ok:
+                last.success_at = now
+        extra = {"outcome": result.outcome, "duration_s": round(duration_s, 3)}
+        if result.ok:
+            log.info("pass %s: %s", result.outcome, summarize(result), extra=extra)
+        else:
+            log.warning("pass failed (%s): %s", result.reason, result.error, extra=extra)
+
+    # --- the shared fetch -----------------------------------------------------------------------
+
+    def _fetch_if_stale(self) -> GitOpsError | None:
+        """One fetch serves every pass that starts within ``fetch_max_age_s`` of it."""
+        f = self._fetch
+        with f.lock:
+            now = self._clock()
+            if not fetch_due(
+                last_started=f.started, invalidated=f.invalidated, now=now, max_age_s=self.options.fetch_max_age_s
+            ):
+                return f.error
+            f.started = now
+            f.error = self.agent.fetch()
+            if f.error is None:
+                f.succeeded_once = True
+            else:
+                log.warning("fetching the config repository failed: %s", f.error)
+            return f.error
+
+    def _warm_fetch(self) -> None:
+        """Followers fetch at the poll interval: ready (/readyz) and fast to take over."""
+        if not self._leading and not self._stopping:
+            self._fetch_if_stale()
+
+    # --- views ----------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[str, ...]:
+        """Why this replica is not ready; empty when it is (config loaded, repo fetched, clusters up)."""
+        reasons = []
+        if not self._fetch.succeeded_once:
+            error = self._fetch.error
+            reasons.append("the config repository was not fetched yet" + (f": {error}" if error else ""))
+        problem = self._probe_cached()
+        if problem:
+            reasons.append(problem)
+        return tuple(reasons)
+
+    def _probe_cached(self) -> str | None:
+        with self._probe_lock:
+            if self._probed and self._clock() - self._probed[0] < self.options.probe_interval_s:
+                return self._probed[1]
+        return self._probe_now()
+
+    def _probe_now(self) -> str | None:
+        with self._probe_lock:
+            try:
+                problem = self._probe()
+            except Exception as exc:  # a probe must answer, never raise into the HTTP server
+                problem = f"cluster probe failed: {exc}"
+            self._probed = (self._clock(), problem)
+            return problem
+
+    def status(self) -> DaemonStatus:
+        with self._cond:
+            envs = tuple(self._view(env) for env in self.config.environments)
+            leading = self._leading
+        error = self._fetch.error
+        return DaemonStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs)
+
+    def _view(self, env: EnvironmentConfig) -> EnvironmentView:
+        state, last = self._states[env.name], self._last[env.name]
+        return EnvironmentView(
+            name=env.name,
+            policy=env.policy,
+            branch=self.config.branch_of(env),
+            interval_s=interval_of(self.config, env),
+            running=state.running,
+            pending=state.pending,
+            last=last.result,
+            finished_at=last.finished_at,
+            duration_s=last.duration_s,
+            last_success_at=last.success_at,
+        )
+
+
+def summarize(result: PassResult) -> str:
+    """``2 created, 1 configured; drift: 1 unexpected, 0 expected`` for one log line."""
+    parts = [result.sync.changes.summary()] if result.sync else []
+    if result.repaired:
+        parts.append(f"repaired {result.repaired.changes.summary()}")
+    if result.drift:
+        unexpected = len(result.unexpected_drift)
+        parts.append(f"drift: {unexpected} unexpected, {len(result.drift) - unexpected} expected")
+    if result.message:
+        parts.append(result.message)
+    return "; ".join(parts) or "nothing to do"
+
+
+_NAMESPACES = ResourceInfo("", "v1", "Namespace", "namespaces", False)
+
+
+def cluster_probe(kube: Callable[[EnvironmentConfig], KubeClient], config: Config) -> ClusterProbe:
+    """A probe that reads the agent's namespace in each cluster: any answer, even 403, means up."""
+
+    def probe() -> str | None:
+        seen: set[str | None] = set()
+        for env in config.environments:
+            if env.context in seen:
+                continue
+            seen.add(env.context)
+            try:
+                kube(env).get(_NAMESPACES, "", config.agent.namespace)
+            except ForbiddenError:
+                continue
+            except GitOpsError as exc:
+                return f"cluster {env.context or '(default context)'} is not reachable: {exc}"
+        return None
+
+    return probe
