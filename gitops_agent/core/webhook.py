@@ -1,0 +1,47 @@
+"""GitHub webhook deliveries: is the signature right, and which branch was pushed?
+
+``X-Hub-Signature-256`` is ``sha256=`` and the hex HMAC-SHA256 of the raw body keyed with the
+webhook secret (GitHub's docs). Compared with ``hmac.compare_digest`` so the time taken never says
+how many leading characters were right. Only the raw bytes are signed: the body is verified before
+it is parsed, and a body that does not verify is never parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+SIGNATURE_PREFIX = "sha256="
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub sends for this body."""
+    return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """True only when the header is present and is exactly the body's signature."""
+    if not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    return hmac.compare_digest(signature(secret, body).encode(), header.strip().encode())
+
+
+@dataclass(frozen=True)
+class Push:
+    ref: str
+    after: str = ""
+    deleted: bool = False
+
+
+def parse_push(body: bytes) -> Push | None:
+    """The parts of a ``push`` payload the agent uses; None when it is not a push payload."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("ref"), str):
+        return None
+    after = data.get("after")
+    return Push(ref=data["ref"], after=after if isinstance(after, str) else "", deleted=data.get("deleted") is True)
