@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", parents=[common], help="render and validate every environment, offline")
     validate.add_argument("--env", help="only this environment")
+
+    run = sub.add_parser("run", parents=[common], help="the daemon: passes on a schedule and on pushes, HTTP, metrics")
+    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default: server.listen, 0.0.0.0:8080)")
+    run.add_argument("--log-format", choices=("json", "text"), help="default: text on a terminal, else JSON lines")
+    run.add_argument("--no-leader-election", action="store_true", help="lead without a Lease (one replica, laptops)")
     return parser
 
 
@@ -79,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": _validate,
             "drift": _drift,
             "history": _history,
+            "run": _run,
         }[args.command]
         return handler(agent, args)
     except GitOpsError as exc:
@@ -98,6 +104,13 @@ def _write_stats(agent: Agent) -> None:
 
 
 # --- commands -------------------------------------------------------------------------------
+
+
+def _run(agent: Agent, args: argparse.Namespace) -> int:
+    from gitops_agent.runner import RunOptions, run  # the daemon's imports are not needed by one-shot commands
+
+    options = RunOptions(args.listen, args.log_format, not args.no_leader_election, args.kubeconfig)
+    return run(agent, options)
 
 
 def _sync(agent: Agent, args: argparse.Namespace) -> int:
