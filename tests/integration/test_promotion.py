@@ -1,0 +1,232 @@
+"""Promotion and rollback end to end: a real git remote over HTTP, pull requests on a GitHub double.
+
+The config repository is config-repo-template itself, served by ``git http-backend`` on loopback
+with a token required on every request, so the agent's pushes really travel over the network with
+its credentials. Tests that apply to a cluster use the real control plane and are marked
+``integration``; the others need git only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from gitops_agent.core.ledger import APPLIED, REACHED
+from gitops_agent.promotion import promote, rollback
+from gitops_agent.service import Agent
+from tests.integration.conftest import AgentFactory
+from tests.integration.git_http import GitHTTPServer, serve_git
+from tests.integration.proposals_support import (
+    TOKEN,
+    GitHubDouble,
+    Upstream,
+    agent_config,
+    github_double,
+    image_of,
+)
+
+TEMPLATE = Path(__file__).parent.parent.parent / "config-repo-template"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[GitHTTPServer]:
+    with serve_git(tmp_path / "served", TOKEN) as server:
+        server.bare("config.git")
+        yield server
+
+
+@pytest.fixture
+def upstream(remote: GitHTTPServer, tmp_path: Path) -> Upstream:
+    """The people's side: a clone of the remote holding the template, staging one release ahead."""
+    up = Upstream.create(tmp_path / "upstream", f"{remote.url}/config.git")
+    for item in ("apps", "environments", "gitops-agent.yaml"):
+        src = TEMPLATE / item
+        shutil.copytree(src, up.root / item) if src.is_dir() else shutil.copy(src, up.root / item)
+    up.commit("Config repository from the template")
+    up.push("main")
+    return up
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubDouble]:
+    with github_double() as double:
+        yield double
+
+
+def plain_agent(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> Agent:
+    """An agent for tests that need git only (no cluster calls are made)."""
+    return Agent(agent_config(remote, names, tmp_path, github))
+
+
+NAMES = {"dev": "staging-ns", "prod": "prod-ns", "agent": "agent-ns"}
+
+
+# --- promote (git only) ---------------------------------------------------------------------------
+
+
+def test_promote_opens_a_pull_request_whose_branch_changes_only_the_image_lines(
+    remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, tmp_path: Path
+) -> None:
+    upstream.edit(
+        "environments/staging/kustomization.yaml",
+        "newTag: 1.1.0\n  - name: ghcr.io/acme/worker",
+        "newTag: 1.3.0\n  - name: ghcr.io/acme/worker",
+    )
+    bump = upstream.commit("staging: web 1.3.0")
+    upstream.push("main")
+    pushes = remote.pushes()
+    agent = plain_agent(remote, NAMES, tmp_path, github)
+    try:
+        proposal = promote(agent, github.client, source="staging", target="prod")
+    finally:
+        agent.close()
+
+    assert proposal.pull_request is not None and remote.pushes() == pushes + 1
+    pr = github.pull(proposal.pull_request)
+    assert (pr["head"], pr["base"]) == (proposal.branch, "main")
+    assert proposal.branch.startswith("promote/staging-to-prod/")
+    upstream.fetch()
+    assert upstream.changed_files("origin/main", f"origin/{proposal.branch}") == [
+        "environments/prod/kustomization.yaml"
+    ]
+    assert upstream.changed_lines("origin/main", f"origin/{proposal.branch}") == [
+        "-    newTag: 1.0.0",
+        "+    newTag: 1.3.0",
+        "-    newTag: 1.0.0",
+        "+    newTag: 1.1.0",
+    ]
+    assert "# The prod environment" in upstream.show(
+        f"origin/{proposal.branch}", "environments/prod/kustomization.yaml"
+    )
+    # The body says what moves and which commits brought it to staging.
+    assert "| `ghcr.io/acme/web` | 1.0.0 | **1.3.0** | — |" in pr["body"]
+    assert f"`{bump[:12]}` staging: web 1.3.0" in pr["body"]
+    assert TOKEN not in repr(proposal) and TOKEN not in pr["body"]
+
+
+def test_promoting_again_reuses_the_open_pull_request(
+    remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, tmp_path: Path
+) -> None:
+    agent = plain_agent(remote, NAMES, tmp_path, github)
+    try:
+        first = promote(agent, github.client, source="staging", target="prod", app="web")
+        second = promote(agent, github.client, source="staging", target="prod", app="web")
+    finally:
+        agent.close()
+    assert first.pull_request == second.pull_request
+    assert len(github.pulls()) == 1
+
+
+def test_dry_run_prints_the_diff_and_body_and_pushes_nothing(
+    remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, tmp_path: Path
+) -> None:
+    agent = plain_agent(remote, NAMES, tmp_path, github)
+    try:
+        proposal = promote(agent, None, source="staging", target="prod", app="worker", dry_run=True)
+    finally:
+        agent.close()
+    assert "-    newTag: 1.0.0\n+    newTag: 1.1.0" in proposal.diff
+    assert "ghcr.io/acme/web" not in proposal.body
+    assert remote.pushes() == 1 and github.pulls() == []
+
+
+def test_nothing_to_promote_opens_nothing(
+    remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, tmp_path: Path
+) -> None:
+    agent = plain_agent(remote, NAMES, tmp_path, github)
+    try:
+        promote(agent, github.client, source="staging", target="prod")
+        upstream.fetch()
+        upstream.merge(f"origin/{github.pulls()[0]['head']}")
+        upstream.push("main")
+        again = promote(agent, github.client, source="staging", target="prod")
+    finally:
+        agent.close()
+    assert again.promotion is not None and again.promotion.empty and again.pull_request is None
+    assert len(github.pulls()) == 1
+
+
+# --- against the cluster ----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_merged_promotion_rolls_prod_forward_and_history_shows_the_commits_it_brought(
+    remote: GitHTTPServer,
+    upstream: Upstream,
+    github: GitHubDouble,
+    names: dict[str, str],
+    tmp_path: Path,
+    agent_factory: AgentFactory,
+    api_client: k8s.ApiClient,
+) -> None:
+    agent = agent_factory(agent_config(remote, names, tmp_path, github))
+    first = agent.sync_all("prod")[0]
+    assert first.outcome == APPLIED, first.error
+    proposal = promote(agent, github.client, source="staging", target="prod")
+    upstream.fetch()
+    merge = upstream.merge(f"origin/{proposal.branch}")
+    upstream.push("main")
+
+    assert agent.sync_all("prod")[0].outcome == APPLIED
+    assert image_of(api_client, names["prod"], "web") == "ghcr.io/acme/web:1.1.0"
+    history = agent.history("prod")
+    assert [h.entry.commit for h in history] == [merge, first.commit]
+    assert [c.sha for c in history[0].commits] == [merge, proposal.commit]
+    assert history[0].running
+
+
+@pytest.mark.integration
+def test_rollback_now_restores_the_older_tree_by_pr_and_holds_the_environment_until_it_merges(
+    remote: GitHTTPServer,
+    upstream: Upstream,
+    github: GitHubDouble,
+    names: dict[str, str],
+    tmp_path: Path,
+    agent_factory: AgentFactory,
+    api_client: k8s.ApiClient,
+) -> None:
+    agent = agent_factory(agent_config(remote, names, tmp_path, github))
+    good = agent.sync_all("prod")[0].commit
+    upstream.edit("environments/prod/kustomization.yaml", "newTag: 1.0.0", "newTag: 9.9.9-bad", count=1)
+    bad = upstream.commit("prod: web 9.9.9-bad")
+    upstream.push("main")
+    assert agent.sync_all("prod")[0].outcome == APPLIED
+    assert image_of(api_client, names["prod"], "web") == "ghcr.io/acme/web:9.9.9-bad"
+
+    proposal = rollback(agent, github.client, environment="prod", to=good[:10], now=True)
+
+    # Applied at once, and the pull request's branch has prod's tree as it was at the good commit.
+    assert proposal.applied is not None and proposal.applied.ok, proposal.applied
+    assert image_of(api_client, names["prod"], "web") == "ghcr.io/acme/web:1.0.0"
+    upstream.fetch()
+    assert upstream.tree(f"origin/{proposal.branch}", "environments/prod") == upstream.tree(good, "environments/prod")
+    assert upstream.changed_files("origin/main", f"origin/{proposal.branch}") == [
+        "environments/prod/kustomization.yaml"
+    ]
+    assert github.pull(proposal.pull_request or 0)["base"] == "main"
+    assert f"`{bad[:12]}` prod: web 9.9.9-bad" in github.pull(proposal.pull_request or 0)["body"]
+
+    # The next pass does not roll forward again; status and history say why.
+    assert agent.sync_all("prod")[0].commit == good
+    assert image_of(api_client, names["prod"], "web") == "ghcr.io/acme/web:1.0.0"
+    status = agent.status("prod")[0]
+    assert status.target_commit == bad and status.applied_commit == good and status.in_sync
+    assert "rolled back to" in status.last_result
+    top = agent.history("prod")[0]
+    assert (top.entry.commit, top.entry.rolled_back_from, top.running) == (good, bad, True)
+
+    # A change to another environment does not end the hold; merging the rollback does.
+    upstream.edit("environments/staging/kustomization.yaml", "count: 2", "count: 3")
+    upstream.commit("staging: 3 web replicas")
+    upstream.push("main")
+    assert agent.sync_all("prod")[0].commit == good
+    upstream.fetch()
+    merged = upstream.merge(f"origin/{proposal.branch}")
+    upstream.push("main")
+    after = agent.sync_all("prod")[0]
+    assert (after.commit, after.outcome) == (merged, REACHED)
+    assert agent.status("prod")[0].in_sync and "rolled back" not in agent.status("prod")[0].last_result
