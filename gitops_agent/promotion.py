@@ -66,10 +66,6 @@ class Proposal:
     promotion: Promotion | None = None
     applied: SyncResult | None = None  # rollback --now
 
-    @property
-    def empty(self) -> bool:
-        return not self.diff
-
 
 # --- promote ------------------------------------------------------------------------------------
 
