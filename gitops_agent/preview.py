@@ -101,7 +101,6 @@ def preview_pull_request(
         why = f"PR #{pr_number} moved on to {head[:12]}; its own event previews that"
         return PreviewResult(pr_number, head_sha, "", skipped=why)
     base_ref = base_ref or agent.config.repo.branch
-    workspace.update()
     base = workspace.merge_base(f"refs/remotes/origin/{base_ref}", head)
     envs = [e for e in agent.config.environments if agent.config.branch_of(e) == base_ref]
     previews = tuple(p for p in (_preview(agent, env, base, head) for env in envs) if p is not None)

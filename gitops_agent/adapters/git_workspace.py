@@ -82,8 +82,9 @@ class Workspace:
         return True
 
     def merge_base(self, a: str, b: str) -> str:
-        """The best common ancestor: what a pull request from ``b`` into ``a`` changes is measured from it."""
-        return self._git("merge-base", a, b)
+        """The best common ancestor: what a pull request from ``b`` into ``a`` changes is measured
+        from it. Read from the bare copy, so a preview never touches the working clone."""
+        return self._run(self.source.path, ("merge-base", a, b))
 
     def restore(self, commit: str, path: str) -> None:
         """Make ``path`` what it was at ``commit``: files added since are removed, the rest restored."""
