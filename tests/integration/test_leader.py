@@ -1,0 +1,121 @@
+"""Leader election against the real API server: one replica leads, another takes over when the
+leader stops renewing (crash) or releases the Lease (shutdown), and a race to create has one winner.
+
+Durations are shortened (3s lease, 0.3s renew) so take-overs happen within seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.core.lease import parse_lease
+from gitops_agent.daemon import Daemon
+from gitops_agent.leader import LEASES, LeaderElector, LeaderOptions
+from tests.unit.daemon_fakes import FakeAgent, wait_until
+
+pytestmark = pytest.mark.integration
+
+LEASE = "gitops-agent-leader"
+
+Make = Callable[..., LeaderElector]
+
+
+@pytest.fixture
+def make(kubeconfig: str, namespace: str) -> Iterator[Make]:
+    made: list[LeaderElector] = []
+
+    def elector(identity: str, on_change: Callable[[bool], None] = lambda _: None) -> LeaderElector:
+        options = LeaderOptions(
+            namespace=namespace, name=LEASE, identity=identity, lease_duration_s=3, renew_interval_s=0.3,
+            renew_deadline_s=2,
+        )  # fmt: skip
+        e = LeaderElector(KubeClient.connect(kubeconfig=kubeconfig), options, on_change=on_change)
+        made.append(e)
+        return e
+
+    yield elector
+    for e in made:
+        e.stop(release=False)
+        e.kube.close()
+
+
+def holder(kube: KubeClient, namespace: str) -> tuple[str, int]:
+    live = kube.get(LEASES, namespace, LEASE)
+    assert live is not None
+    record = parse_lease(live)
+    return record.holder, record.transitions
+
+
+def test_one_leads_and_the_other_takes_over_when_renewals_stop(make: Make, namespace: str) -> None:
+    a, b = make("replica-a"), make("replica-b")
+    a.start()
+    wait_until(lambda: a.leading)
+    b.start()
+    time.sleep(1.0)  # several of b's rounds: a's Lease is live, b waits
+    assert a.leading and not b.leading
+    assert holder(b.kube, namespace) == ("replica-a", 0)
+
+    stopped = time.monotonic()
+    a.stop(release=False)  # like a crash: the Lease stays, un-renewed
+    wait_until(lambda: b.leading, timeout=10)
+    waited = time.monotonic() - stopped
+    assert 1.5 < waited < 6, waited  # only once the 3s Lease expired
+    assert holder(b.kube, namespace) == ("replica-b", 1)
+
+
+def test_a_released_lease_is_taken_over_at_once(make: Make, namespace: str) -> None:
+    a, b = make("replica-a"), make("replica-b")
+    a.start()
+    wait_until(lambda: a.leading)
+    b.start()
+    time.sleep(0.5)
+    stopped = time.monotonic()
+    a.stop(release=True)
+    wait_until(lambda: b.leading, timeout=10)
+    assert time.monotonic() - stopped < 1.5
+    assert holder(b.kube, namespace)[0] == "replica-b"
+
+
+def test_a_race_to_create_the_lease_has_one_winner(make: Make) -> None:
+    electors = [make(f"replica-{i}") for i in range(5)]
+    barrier = threading.Barrier(len(electors))
+    results: list[bool] = []
+
+    def contend(e: LeaderElector) -> None:
+        barrier.wait()
+        results.append(e.step())
+
+    threads = [threading.Thread(target=contend, args=(e,)) for e in electors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, False, True]
+    assert [e.step() for e in electors].count(True) == 1  # and it stays so
+
+
+def test_only_the_leaders_daemon_runs_passes(make: Make) -> None:
+    agents = {"a": FakeAgent(), "b": FakeAgent()}
+    daemons = {name: Daemon(agent) for name, agent in agents.items()}
+    electors = {name: make(f"replica-{name}", on_change=daemons[name].set_leading) for name in daemons}
+    for d in daemons.values():
+        d.start()
+    try:
+        electors["a"].start()
+        wait_until(lambda: sum(agents["a"].passes.values()) == 2)
+        electors["b"].start()
+        time.sleep(1.0)
+        assert sum(agents["b"].passes.values()) == 0
+
+        assert daemons["a"].stop()
+        electors["a"].stop(release=True)
+        wait_until(lambda: sum(agents["b"].passes.values()) == 2, timeout=10)
+        assert sum(agents["a"].passes.values()) == 2
+    finally:
+        for d in daemons.values():
+            d.stop()
