@@ -1,0 +1,226 @@
+"""manifests/ against the real API server: the base renders with kubectl's kustomize, passes a
+server-side dry-run, applies, re-applies without change; and the agent, impersonating the
+ServiceAccount it ships, reconciles with the shipped RBAC and fails with PermissionDenied when a
+rule is removed.
+
+Each test installs the base under a unique namespace and name suffix (an overlay, as users do), so
+tests never share the cluster-scoped ClusterRole and binding.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.config import Config, EnvironmentConfig, parse_config
+from gitops_agent.model import KubeObject
+from gitops_agent.service import Agent, PassResult
+from tests.integration.support import ConfigRepo, configmap, deployment
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGER = "gitops-agent-install"
+
+
+@dataclass(frozen=True)
+class Installed:
+    namespace: str
+    service_account: str
+    cluster_role: str
+    objects: tuple[KubeObject, ...]
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+    def one(self, kind: str) -> KubeObject:
+        (found,) = [o for o in self.objects if o["kind"] == kind]
+        return found
+
+
+def kubectl() -> Path:
+    built = subprocess.run(
+        ["bash", str(ROOT / "tests/controlplane/build.sh")], capture_output=True, text=True, check=True
+    )
+    return Path(built.stdout.strip()) / "kubectl"
+
+
+def render(tmp_path: Path, suffix: str) -> tuple[KubeObject, ...]:
+    """The base through an overlay of our own: a unique namespace and name suffix."""
+    shutil.copytree(ROOT / "manifests", tmp_path / "base")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    kustomization = {"resources": ["../base"], "namespace": f"gitops-agent-{suffix}", "nameSuffix": f"-{suffix}"}
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    out = subprocess.run([str(kubectl()), "kustomize", str(overlay)], capture_output=True, text=True, check=True)
+    return tuple(o for o in yaml.safe_load_all(out.stdout) if o)
+
+
+def apply(kube: KubeClient, objects: tuple[KubeObject, ...], *, dry_run: bool) -> list[KubeObject]:
+    discovery = kube.discover()
+    out = []
+    for obj in objects:
+        info = discovery.for_object(obj)
+        assert info is not None, f"the API server does not serve {obj['apiVersion']} {obj['kind']}"
+        out.append(kube.apply(obj, info, field_manager=MANAGER, dry_run=dry_run, force=False))
+    return out
+
+
+def install(kube: KubeClient, objects: tuple[KubeObject, ...]) -> list[KubeObject]:
+    """Dry-run then apply: the Namespace first (its objects can only be dry-run once it exists)."""
+    namespaces = tuple(o for o in objects if o["kind"] == "Namespace")
+    rest = tuple(o for o in objects if o["kind"] != "Namespace")
+    apply(kube, namespaces, dry_run=True)
+    applied = apply(kube, namespaces, dry_run=False)
+    apply(kube, rest, dry_run=True)
+    return applied + apply(kube, rest, dry_run=False)
+
+
+@pytest.fixture
+def admin(kubeconfig: str) -> Iterator[KubeClient]:
+    kube = KubeClient.connect(kubeconfig=kubeconfig)
+    yield kube
+    kube.close()
+
+
+@pytest.fixture
+def installed(admin: KubeClient, tmp_path: Path) -> Iterator[Installed]:
+    suffix = uuid.uuid4().hex[:6]
+    objects = render(tmp_path, suffix)
+    install(admin, objects)
+    yield Installed(
+        namespace=f"gitops-agent-{suffix}",
+        service_account=f"gitops-agent-{suffix}",
+        cluster_role=f"gitops-agent-apply-{suffix}",
+        objects=objects,
+    )
+    discovery = admin.discover()
+    for obj in objects:
+        if obj["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            info = discovery.for_object(obj)
+            assert info is not None
+            admin.delete(info, "", obj["metadata"]["name"])
+
+
+def test_the_base_applies_cleanly_and_again_without_change(admin: KubeClient, installed: Installed) -> None:
+    kinds = sorted(o["kind"] for o in installed.objects)
+    assert kinds == sorted(
+        ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+         "Deployment", "Service", "NetworkPolicy"]
+    )  # fmt: skip
+    discovery = admin.discover()
+    before = {}
+    for obj in installed.objects:
+        info = discovery.for_object(obj)
+        assert info is not None
+        live = admin.get(info, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        assert live is not None, obj["metadata"]["name"]
+        before[obj["metadata"]["name"]] = live["metadata"]["resourceVersion"]
+    again = apply(admin, installed.objects, dry_run=False)
+    assert {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in again} == before
+
+
+def test_the_deployment_is_locked_down_and_probed(installed: Installed) -> None:
+    spec = installed.one("Deployment")["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/tmp", "/var/cache/gitops-agent", "/etc/gitops-agent"} <= mounts
+    secrets = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    assert len(secrets) == 4 and all(s["optional"] for s in secrets)
+    assert pod["serviceAccountName"] == installed.service_account
+    # the config it mounts is one the agent accepts
+    config = parse_config(installed.one("ConfigMap")["data"]["gitops-agent.yaml"], source="manifests")
+    assert config.server.webhook_secret_file and config.repo.cache_dir
+    assert config.repo.cache_dir.startswith("/var/cache/gitops-agent")
+
+
+class ImpersonatingAgent(Agent):
+    """The agent as its ServiceAccount: every request carries ``Impersonate-User``."""
+
+    def __init__(self, config: Config, *, kubeconfig: str, user: str) -> None:
+        super().__init__(config, kubeconfig=kubeconfig)
+        self._as = KubeClient.connect(kubeconfig=kubeconfig, impersonate=user)
+
+    def kube(self, env: EnvironmentConfig) -> KubeClient:
+        return self._as
+
+    def close(self) -> None:
+        self._as.close()
+        super().close()
+
+
+@pytest.fixture
+def target(admin: KubeClient) -> Iterator[str]:
+    name = f"shop-{uuid.uuid4().hex[:6]}"
+    yield name
+    admin.delete(admin.discover().lookup("", "Namespace"), "", name)  # type: ignore[arg-type]
+
+
+def test_the_agent_needs_exactly_the_shipped_rbac(
+    admin: KubeClient, installed: Installed, target: str, kubeconfig: str, tmp_path: Path
+) -> None:
+    repo = ConfigRepo(tmp_path / "config")
+    repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "dev"}), deployment("web")])
+    repo.commit("first")
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "repo": {"url": str(repo.root), "cache_dir": str(tmp_path / "cache")},
+                "agent": {"namespace": installed.namespace},
+                "environments": [{"name": "dev", "path": "environments/dev", "namespace": target}],
+            }
+        ),
+        source="test.yaml",
+    )
+    agent = ImpersonatingAgent(config, kubeconfig=kubeconfig, user=installed.user)
+    try:
+        (first,) = agent.sync_all()
+        assert first.ok, first.error
+        assert first.outcome == "applied"
+
+        remove_rules(admin, installed.cluster_role, group="apps")
+        repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "dev"}), deployment("web", "x:2")])
+        repo.commit("new image")
+        refused = sync_until_failed(agent)
+    finally:
+        agent.close()
+    assert refused.reason == "PermissionDenied", refused.error
+    assert "deployments.apps" in refused.error and installed.user in refused.error
+    assert refused.error.endswith("(grant the agent's identity this permission in its RBAC)")
+
+
+def remove_rules(admin: KubeClient, cluster_role: str, *, group: str) -> None:
+    info = admin.discover().lookup("rbac.authorization.k8s.io", "ClusterRole")
+    assert info is not None
+    role = admin.get(info, "", cluster_role)
+    assert role is not None
+    role["rules"] = [r for r in role["rules"] if group not in r["apiGroups"]]
+    admin.replace(role, info, field_manager=MANAGER)
+
+
+def sync_until_failed(agent: Agent, timeout_s: float = 15) -> PassResult:
+    """RBAC changes reach the authorizer within moments, not at once: pass until refused."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (result,) = agent.sync_all()
+        if not result.ok or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
