@@ -119,6 +119,12 @@ class DaemonStatus:
     environments: tuple[EnvironmentView, ...]
 
 
+@dataclass(frozen=True)
+class PushOutcome:
+    environments: tuple[str, ...]  # following the pushed branch
+    relayed: bool = False  # this replica follows: the push went to the leader through the Lease
+
+
 @dataclass
 class _Last:
     result: PassResult | None = None
@@ -166,6 +172,8 @@ class Daemon:
         self._fetch = _Fetch()
         self._probed: tuple[float, str | None] | None = None
         self._probe_lock = threading.Lock()
+        #: a follower's way to hand a push to the leader (``LeaderElector.relay_push``); True when told
+        self.relay: Callable[[str], bool] | None = None
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
         self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
@@ -226,13 +234,17 @@ class Daemon:
 
     # --- triggers -------------------------------------------------------------------------------
 
-    def push(self, ref: str) -> tuple[str, ...]:
-        """A push to ``ref``: fetch again and pass the environments following that branch."""
+    def push(self, ref: str) -> PushOutcome:
+        """A push to ``ref``: fetch again and pass the environments following that branch. A follower
+        relays it to the leader (``relay``, set by leader election) instead."""
         names = environments_for_ref(self.config, ref)
-        if names:
-            self._fetch.invalidated = self._clock()  # a plain store: never waits for a fetch in flight
-            self.trigger(names, urgent=True)
-        return names
+        if not names:
+            return PushOutcome(())
+        if not self._leading and self.relay is not None:
+            return PushOutcome(names, relayed=self.relay(ref))
+        self._fetch.invalidated = self._clock()  # a plain store: never waits for a fetch in flight
+        self.trigger(names, urgent=True)
+        return PushOutcome(names)
 
     def trigger(self, names: Iterable[str], *, urgent: bool = True) -> None:
         """A pass of each environment now; one already running gets one more after it (``urgent``)."""

@@ -8,6 +8,9 @@ again next time. A leader that cannot renew for ``renew_deadline_s`` (API server
 steps down before its Lease can expire (``lease_duration_s``), so it never still runs passes when
 another replica takes over. On shutdown the Lease is released (holder emptied) so the other replica
 takes over within one renew interval instead of waiting for expiry.
+
+Followers relay the pushes their webhook endpoint receives through the Lease (``relay_push``); the
+leader hands each relayed ref to ``on_push`` once its renewal, which consumes them, succeeded.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gitops_agent.adapters.kube import KubeClient, ResourceInfo
-from gitops_agent.core.lease import Decision, lease_body, parse_lease, released_body, should_acquire
+from gitops_agent.core.lease import (
+    Decision,
+    lease_body,
+    parse_lease,
+    released_body,
+    should_acquire,
+    with_pushed_ref,
+)
 from gitops_agent.errors import ConflictError, GitOpsError
 
 __all__ = ["LEASES", "LeaderElector", "LeaderOptions", "default_identity", "should_acquire"]
@@ -60,6 +70,7 @@ class LeaderElector:
         options: LeaderOptions,
         *,
         on_change: Callable[[bool], None],
+        on_push: Callable[[str], object] = lambda ref: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -68,6 +79,7 @@ class LeaderElector:
         self.kube = kube
         self.options = options
         self._on_change = on_change
+        self._on_push = on_push
         self._now, self._clock = now, clock
         self._leading = False
         self._renewed_at = 0.0
@@ -133,7 +145,28 @@ class LeaderElector:
                 log.info("taking over the Lease from %s", record.holder or "nobody (released)")
             self.kube.replace(body, LEASES, field_manager=o.field_manager)
         self._renewed_at = self._clock()
+        for ref in record.pushed if record else ():
+            log.info("push to %s relayed by another replica", ref)
+            self._on_push(ref)
         return True
+
+    def relay_push(self, ref: str, *, attempts: int = 3) -> bool:
+        """A follower's webhook got a push: note it on the Lease for the leader. False when there is
+        no other leader to tell (no Lease, or this replica holds it) or the Lease could not be written."""
+        o = self.options
+        for _ in range(attempts):
+            try:
+                live = self.kube.get(LEASES, o.namespace, o.name)
+                if live is None or parse_lease(live).holder in ("", self.identity):
+                    return False
+                self.kube.replace(with_pushed_ref(live, ref), LEASES, field_manager=o.field_manager)
+                return True
+            except ConflictError:
+                continue  # the leader renewed meanwhile: read again
+            except GitOpsError as exc:
+                log.warning("could not relay the push to %s to the leader: %s", ref, exc)
+                return False
+        return False
 
     def _within_deadline(self) -> bool:
         """A leader whose renewal failed stays leader only until the renew deadline."""

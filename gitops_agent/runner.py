@@ -72,7 +72,8 @@ def _elect(
         return None
     kube = KubeClient.connect(kubeconfig=options.kubeconfig)
     leader_options = LeaderOptions(namespace=namespace, identity=identity, field_manager=field_manager)
-    elector = LeaderElector(kube, leader_options, on_change=daemon.set_leading)
+    elector = LeaderElector(kube, leader_options, on_change=daemon.set_leading, on_push=daemon.push)
+    daemon.relay = elector.relay_push
     elector.start()
     return elector
 

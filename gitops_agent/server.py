@@ -143,10 +143,12 @@ class _Handler(BaseHTTPRequestHandler):
         if push is None:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": "not a push payload: no ref"})
         daemon = self.server.agent_daemon
-        names = daemon.push(push.ref)
-        log.info("webhook %s: push to %s triggers %s", delivery, push.ref, ", ".join(names) or "no environment")
-        self._json(HTTPStatus.ACCEPTED, {"event": "push", "ref": push.ref, "environments": list(names),
-                                         "leader": daemon.leading})  # fmt: skip
+        outcome = daemon.push(push.ref)
+        names = ", ".join(outcome.environments) or "no environment"
+        via = " (relayed to the leader)" if outcome.relayed else ""
+        log.info("webhook %s: push to %s triggers %s%s", delivery, push.ref, names, via)
+        answer = {"event": "push", "ref": push.ref, "environments": list(outcome.environments)}
+        self._json(HTTPStatus.ACCEPTED, {**answer, "leader": daemon.leading, "relayed": outcome.relayed})
 
     def _body(self) -> bytes | None:
         """The raw request body, or None after answering 411/413."""

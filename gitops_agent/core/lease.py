@@ -7,13 +7,21 @@ others wait and take over once it has expired (or was released on shutdown: hold
 Writes use the Lease's ``resourceVersion``, so of two replicas racing to take over, one wins and
 the other gets a conflict.
 
+A push webhook may reach a follower (the Service balances over both replicas). The follower adds
+the pushed ref to the Lease's ``gitops-agent.io/pushed-refs`` annotation; the leader's next renewal
+reads it, triggers the passes and, by writing the Lease without it, consumes it. Writes being
+conditional, a ref is never lost between the two: a renewal that raced a relay conflicts and the
+leader reads the ref on its next round.
+
 Expiry is judged from ``renewTime`` and the local clock, so clocks of replicas may differ by up to
 the lease duration minus the renew interval (15s - 5s by default) without two leaders.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +29,7 @@ from typing import Any
 from gitops_agent.model import KubeObject
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"
+PUSHED_REFS_ANNOTATION = "gitops-agent.io/pushed-refs"
 _MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -39,6 +48,7 @@ class LeaseRecord:
     renewed: datetime | None
     transitions: int
     resource_version: str
+    pushed: tuple[str, ...] = ()  # refs relayed by followers, not yet consumed by the leader
 
     def expired(self, now: datetime) -> bool:
         if not self.holder or self.renewed is None:
@@ -66,14 +76,35 @@ def parse_lease(obj: KubeObject) -> LeaseRecord:
         renewed=_parse_time(spec.get("renewTime")),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str(meta.get("resourceVersion") or ""),
+        pushed=_pushed_refs(meta),
     )
+
+
+def with_pushed_ref(lease: KubeObject, ref: str) -> KubeObject:
+    """The Lease as read, with ``ref`` added to the relayed pushes (written back conditionally)."""
+    out = copy.deepcopy(lease)
+    meta = out.setdefault("metadata", {})
+    refs = _pushed_refs(meta)
+    annotations = meta.get("annotations") or {}
+    annotations[PUSHED_REFS_ANNOTATION] = json.dumps(sorted({*refs, ref}))
+    meta["annotations"] = annotations
+    return out
+
+
+def _pushed_refs(meta: dict[str, Any]) -> tuple[str, ...]:
+    try:
+        refs = json.loads(((meta.get("annotations") or {}).get(PUSHED_REFS_ANNOTATION)) or "[]")
+    except ValueError:
+        return ()
+    return tuple(r for r in refs if isinstance(r, str)) if isinstance(refs, list) else ()
 
 
 def lease_body(
     *, name: str, namespace: str, me: str, now: datetime, duration_s: float, previous: LeaseRecord | None
 ) -> KubeObject:
     """The Lease held by ``me`` from ``now``: a renewal keeps acquireTime, a take-over counts a transition.
-    The previous resourceVersion makes the write conditional on nobody having written since."""
+    The previous resourceVersion makes the write conditional on nobody having written since. Relayed
+    pushes are not carried over: writing this consumes them."""
     renewing = previous is not None and previous.holder == me
     acquired = previous.acquired if renewing and previous and previous.acquired else now
     transitions = (previous.transitions if previous else 0) + (0 if renewing or previous is None else 1)

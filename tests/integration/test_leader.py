@@ -29,12 +29,16 @@ Make = Callable[..., LeaderElector]
 def make(kubeconfig: str, namespace: str) -> Iterator[Make]:
     made: list[LeaderElector] = []
 
-    def elector(identity: str, on_change: Callable[[bool], None] = lambda _: None) -> LeaderElector:
+    def elector(
+        identity: str,
+        on_change: Callable[[bool], None] = lambda _: None,
+        on_push: Callable[[str], object] = lambda _: None,
+    ) -> LeaderElector:
         options = LeaderOptions(
             namespace=namespace, name=LEASE, identity=identity, lease_duration_s=3, renew_interval_s=0.3,
             renew_deadline_s=2,
         )  # fmt: skip
-        e = LeaderElector(KubeClient.connect(kubeconfig=kubeconfig), options, on_change=on_change)
+        e = LeaderElector(KubeClient.connect(kubeconfig=kubeconfig), options, on_change=on_change, on_push=on_push)
         made.append(e)
         return e
 
@@ -119,3 +123,19 @@ def test_only_the_leaders_daemon_runs_passes(make: Make) -> None:
     finally:
         for d in daemons.values():
             d.stop()
+
+
+def test_a_push_received_by_a_follower_reaches_the_leader_once(make: Make, namespace: str) -> None:
+    pushes: list[str] = []
+    a, b = make("replica-a", on_push=pushes.append), make("replica-b")
+    a.start()
+    wait_until(lambda: a.leading)
+    b.start()
+    assert b.relay_push("refs/heads/main")
+    assert b.relay_push("refs/heads/release")
+    wait_until(lambda: sorted(pushes) == ["refs/heads/main", "refs/heads/release"])
+    time.sleep(1.0)  # several renewals later: consumed, not repeated
+    assert sorted(pushes) == ["refs/heads/main", "refs/heads/release"]
+    live = b.kube.get(LEASES, namespace, LEASE)
+    assert live is not None and parse_lease(live).pushed == ()
+    assert not a.relay_push("refs/heads/main")  # the leader has nobody to relay to

@@ -53,7 +53,7 @@ def test_a_flood_of_pushes_during_a_pass_runs_one_more_pass_never_two_at_once(da
     daemon.set_leading(True)
     assert agent.entered["dev"].wait(5)
     for _ in range(100):
-        assert daemon.push("refs/heads/main") == ("dev",)
+        assert daemon.push("refs/heads/main").environments == ("dev",)
     gate.set()
     wait_until(lambda: agent.passes["dev"] == 2)
     time.sleep(0.2)
@@ -86,10 +86,20 @@ def test_a_push_fetches_again_even_right_after_a_fetch(daemon: Daemon, agent: Fa
 def test_a_push_to_no_followed_branch_triggers_nothing(daemon: Daemon, agent: FakeAgent) -> None:
     daemon.set_leading(True)
     wait_until(lambda: sum(agent.passes.values()) == 2)
-    assert daemon.push("refs/heads/feature") == ()
-    assert daemon.push("refs/tags/v1") == ()
+    assert daemon.push("refs/heads/feature").environments == ()
+    assert daemon.push("refs/tags/v1").environments == ()
     time.sleep(0.1)
     assert sum(agent.passes.values()) == 2
+
+
+def test_a_follower_relays_pushes_to_the_leader(daemon: Daemon, agent: FakeAgent) -> None:
+    relayed: list[str] = []
+    daemon.relay = lambda ref: relayed.append(ref) is None
+    outcome = daemon.push("refs/heads/release")
+    assert (outcome.environments, outcome.relayed, relayed) == (("prod",), True, ["refs/heads/release"])
+    assert daemon.push("refs/heads/feature").relayed is False  # nothing follows it: nothing to relay
+    assert relayed == ["refs/heads/release"]
+    assert sum(agent.passes.values()) == 0
 
 
 def test_a_failed_fetch_fails_each_pass_with_its_reason(agent: FakeAgent) -> None:

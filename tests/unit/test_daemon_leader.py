@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gitops_agent.core.lease import (
+    PUSHED_REFS_ANNOTATION,
     Decision,
     LeaseRecord,
     format_time,
@@ -14,6 +15,7 @@ from gitops_agent.core.lease import (
     parse_lease,
     released_body,
     should_acquire,
+    with_pushed_ref,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -78,9 +80,26 @@ def test_a_released_lease_is_taken_over_at_once() -> None:
 def test_parse_round_trips_what_lease_body_writes() -> None:
     body = lease_body(name="l", namespace="ns", me="me", now=NOW, duration_s=15, previous=lease("other", 60))
     body["metadata"]["resourceVersion"] = "43"
-    assert parse_lease(body) == LeaseRecord("me", 15, NOW, NOW, 4, "43")
+    assert parse_lease(body) == LeaseRecord("me", 15, NOW, NOW, 4, "43", pushed=())
 
 
 def test_garbled_times_read_as_expired() -> None:
     record = parse_lease({"spec": {"holderIdentity": "other", "leaseDurationSeconds": 15, "renewTime": "yesterday"}})
     assert should_acquire(record, NOW, "me") is Decision.TAKE_OVER
+
+
+def test_relayed_pushes_are_read_and_consumed_by_the_next_renewal() -> None:
+    live = lease_body(name="l", namespace="ns", me="leader", now=NOW, duration_s=15, previous=None)
+    live["metadata"]["resourceVersion"] = "7"
+    relayed = with_pushed_ref(with_pushed_ref(live, "refs/heads/main"), "refs/heads/release")
+    relayed = with_pushed_ref(relayed, "refs/heads/main")
+    record = parse_lease(relayed)
+    assert record.pushed == ("refs/heads/main", "refs/heads/release")
+    assert record.resource_version == "7" and "annotations" not in live["metadata"]  # the input is untouched
+    renewed = lease_body(name="l", namespace="ns", me="leader", now=NOW, duration_s=15, previous=record)
+    assert parse_lease(renewed).pushed == ()
+
+
+@pytest.mark.parametrize("value", ["not json", '{"a": 1}', "[1, 2]"], ids=["garbled", "object", "numbers"])
+def test_a_garbled_pushed_refs_annotation_reads_as_none(value: str) -> None:
+    assert parse_lease({"metadata": {"annotations": {PUSHED_REFS_ANNOTATION: value}}}).pushed == ()

@@ -122,7 +122,9 @@ def deliver(http: httpx.Client, payload: object, *, event: str = "push", secret:
 def test_a_signed_push_passes_the_environments_of_its_branch(http: httpx.Client, agent: FakeAgent) -> None:
     response = deliver(http, {"ref": "refs/heads/main", "after": COMMIT})
     assert response.status_code == 202
-    assert response.json() == {"event": "push", "ref": "refs/heads/main", "environments": ["dev"], "leader": True}
+    assert response.json() == {
+        "event": "push", "ref": "refs/heads/main", "environments": ["dev"], "leader": True, "relayed": False,
+    }  # fmt: skip
     wait_until(lambda: agent.passes["dev"] == 2)
     assert agent.passes["prod"] == 1
 
