@@ -110,7 +110,11 @@ class LeaderElector:
     def _run(self) -> None:
         log.info("leader election as %s on Lease %s/%s", self.identity, self.options.namespace, self.options.name)
         while not self._stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:  # this thread must outlive any surprise; leading only until the deadline
+                log.exception("leader election round failed (does namespace %s exist?)", self.options.namespace)
+                self._set(self._within_deadline())
             self._stop.wait(self.options.renew_interval_s)
 
     def step(self) -> bool:

@@ -1,0 +1,129 @@
+"""``gitops-agent run`` end to end: two processes elect a leader on a real Lease, the leader applies,
+a signed push delivered to the follower is relayed and applied, SIGTERM hands leadership over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from gitops_agent.core.webhook import signature
+from tests.integration.support import ConfigRepo, configmap
+from tests.unit.daemon_fakes import wait_until
+from tests.unit.test_daemon_run import free_port
+
+pytestmark = pytest.mark.integration
+
+SECRET = "push-secret"
+
+
+class Replica:
+    def __init__(self, tmp_path: Path, name: str, config: dict[str, Any], kubeconfig: str) -> None:
+        config = {**config, "repo": {**config["repo"], "cache_dir": str(tmp_path / f"cache-{name}")}}
+        path = tmp_path / f"agent-{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "gitops_agent", "run", "--config", str(path), "--kubeconfig", kubeconfig,
+                   "--listen", f"127.0.0.1:{self.port}", "--log-format", "json"]  # fmt: skip
+        env = {**os.environ, "POD_NAME": f"replica-{name}"}
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def status(self) -> Any:
+        try:
+            return httpx.get(self.url + "/status", timeout=5).json()
+        except httpx.TransportError:
+            return None
+
+    def leads(self) -> bool:
+        s = self.status()
+        return bool(s and s["leader"])
+
+    def dev(self) -> Any:
+        s = self.status()
+        return s["environments"][0] if s else {}
+
+    def terminate(self) -> tuple[int, list[dict[str, Any]]]:
+        self.proc.send_signal(signal.SIGTERM)
+        _, stderr = self.proc.communicate(timeout=60)
+        return self.proc.returncode, [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def replicas() -> Iterator[list[Replica]]:
+    made: list[Replica] = []
+    yield made
+    for r in made:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.communicate()
+
+
+def test_two_replicas_one_leader_pushes_relayed_graceful_hand_over(
+    tmp_path: Path, names: dict[str, str], api_client: k8s.ApiClient, kubeconfig: str, replicas: list[Replica]
+) -> None:
+    core = k8s.CoreV1Api(api_client)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=names["agent"])))  # the Lease lives here
+    repo = ConfigRepo(tmp_path / "config")
+    repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "one"})])
+    first = repo.commit("first")
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    config = {
+        "repo": {"url": str(repo.root), "branch": "main", "poll_interval": "1h"},
+        "agent": {"namespace": names["agent"]},
+        "environments": [{"name": "dev", "path": "environments/dev", "namespace": names["dev"]}],
+        "server": {"webhook_secret_file": str(tmp_path / "secret")},
+    }
+    a = Replica(tmp_path, "a", config, kubeconfig)
+    replicas.append(a)
+    wait_until(lambda: a.dev().get("outcome") == "applied", timeout=60)
+    assert a.leads() and a.dev()["commit"] == first
+    b = Replica(tmp_path, "b", config, kubeconfig)
+    replicas.append(b)
+    wait_until(lambda: _get(b.url + "/readyz") == 200, timeout=60)
+    assert not b.leads() and b.dev()["outcome"] == ""
+
+    # a push delivered to the follower reaches the leader through the Lease
+    repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "two"})])
+    second = repo.commit("second")
+    body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(SECRET.encode(), body)}
+    answer = httpx.post(b.url + "/webhooks/github", content=body, headers=headers).json()
+    assert (answer["environments"], answer["relayed"]) == (["dev"], True)
+    wait_until(lambda: a.dev().get("commit") == second, timeout=20)
+    assert core.read_namespaced_config_map("settings", names["dev"]).data == {"mode": "two"}
+
+    # SIGTERM: the leader finishes, releases the Lease, exits 0; the follower takes over at once
+    code, lines = a.terminate()
+    assert code == 0, lines[-5:]
+    messages = [line["message"] for line in lines]
+    assert "released the Lease" in messages and messages[-1] == "stopped"
+    wait_until(b.leads, timeout=10)
+    wait_until(lambda: b.dev().get("outcome") == "up-to-date", timeout=30)  # its pass finds the commit applied
+    assert b.dev()["commit"] == second
+    code, _ = b.terminate()
+    assert code == 0
+    lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease("gitops-agent-leader", names["agent"])
+    assert lease.spec.holder_identity in ("", None)
+
+    # every line of a pass names its environment and commit
+    passes = [line for line in lines if line["message"].startswith("pass ")]
+    assert passes and all(line["environment"] == "dev" and line["commit"] in (first, second) for line in passes)
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError:
+        return 0
