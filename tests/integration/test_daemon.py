@@ -20,8 +20,7 @@ from kubernetes import client as k8s
 
 from gitops_agent.core.webhook import signature
 from tests.integration.support import ConfigRepo, configmap
-from tests.unit.daemon_fakes import wait_until
-from tests.unit.test_daemon_run import free_port
+from tests.unit.daemon_fakes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

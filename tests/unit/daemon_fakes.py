@@ -7,6 +7,7 @@ server elsewhere.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -105,3 +106,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

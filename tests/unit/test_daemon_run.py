@@ -7,9 +7,7 @@ logs), not about apply, which integration tests cover against the real API serve
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +17,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.unit.daemon_fakes import wait_until
+from tests.integration.support import ConfigRepo, configmap
+from tests.unit.daemon_fakes import free_port, wait_until
 
 KUBECONFIG = {
     "apiVersion": "v1",
@@ -31,28 +30,13 @@ KUBECONFIG = {
 }
 
 
-def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}  # fmt: skip
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_run_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
-    repo = tmp_path / "config"
-    (repo / "envs/dev").mkdir(parents=True)
-    (repo / "envs/dev/cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "first")
+    repo = ConfigRepo(tmp_path / "config")
+    repo.write("envs/dev/cm.yaml", [configmap("a", {"k": "v"})])
+    repo.commit("first")
     (tmp_path / "secret").write_text("s3cret\n")
     config = {
-        "repo": {"url": str(repo), "cache_dir": str(tmp_path / "cache")},
+        "repo": {"url": str(repo.root), "cache_dir": str(tmp_path / "cache")},
         "environments": [{"name": "dev", "path": "envs/dev", "namespace": "dev"}],
         "server": {"webhook_secret_file": str(tmp_path / "secret")},
     }
