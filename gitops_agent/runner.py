@@ -39,7 +39,9 @@ class RunOptions:
 
 
 def run(agent: Agent, options: RunOptions, *, listeners: Sequence[PassListener] = ()) -> int:
-    """Runs until SIGTERM or SIGINT; returns the exit code (0 after a graceful stop)."""
+    """Runs until SIGTERM or SIGINT; returns the exit code (0 after a graceful stop). Everything
+    that can fail on bad input (webhook secret, listen address, credentials) fails before anything
+    starts."""
     setup_logging(options.log_format)
     config = agent.config
     secret = read_webhook_secret(config.server.webhook_secret_file)
@@ -52,29 +54,33 @@ def run(agent: Agent, options: RunOptions, *, listeners: Sequence[PassListener] 
         probe=cluster_probe(agent.kube, config),
         listeners=listeners,
     )
+    elector = _elector(daemon, options, identity, config.agent.namespace, config.agent.field_manager)
     server = AgentServer(parse_listen(options.listen or config.server.listen), daemon, webhook_secret=secret)
     stop = _stop_on_signals()
     server.start()
     daemon.start()
-    elector = _elect(daemon, options, identity, config.agent.namespace, config.agent.field_manager)
+    if elector is None:
+        log.info("leader election disabled: this process leads")
+        daemon.set_leading(True)
+    else:
+        elector.start()
     log.info("serving on %s; environments: %s", server.url, ", ".join(e.name for e in config.environments))
     while not stop.wait(1.0):
         pass
     return _shut_down(daemon, elector, server)
 
 
-def _elect(
+def _elector(
     daemon: Daemon, options: RunOptions, identity: str, namespace: str, field_manager: str
 ) -> LeaderElector | None:
+    """The Lease's elector, wired to the daemon both ways: verdicts and relayed pushes in, a
+    follower's pushes out."""
     if not options.leader_election:
-        log.info("leader election disabled: this process leads")
-        daemon.set_leading(True)
         return None
     kube = KubeClient.connect(kubeconfig=options.kubeconfig)
     leader_options = LeaderOptions(namespace=namespace, identity=identity, field_manager=field_manager)
     elector = LeaderElector(kube, leader_options, on_change=daemon.set_leading, on_push=daemon.push)
     daemon.relay = elector.relay_push
-    elector.start()
     return elector
 
 

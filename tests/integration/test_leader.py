@@ -68,7 +68,7 @@ def test_one_leads_and_the_other_takes_over_when_renewals_stop(make: Make, names
     a.stop(release=False)  # like a crash: the Lease stays, un-renewed
     wait_until(lambda: b.leading, timeout=10)
     waited = time.monotonic() - stopped
-    assert 1.5 < waited < 6, waited  # only once the 3s Lease expired
+    assert 1.5 < waited < 8, waited  # only once the 3s Lease expired
     assert holder(b.kube, namespace) == ("replica-b", 1)
 
 
@@ -81,7 +81,7 @@ def test_a_released_lease_is_taken_over_at_once(make: Make, namespace: str) -> N
     stopped = time.monotonic()
     a.stop(release=True)
     wait_until(lambda: b.leading, timeout=10)
-    assert time.monotonic() - stopped < 1.5
+    assert time.monotonic() - stopped < 2.5  # a few of b's 0.3s rounds, not the 3s expiry
     assert holder(b.kube, namespace)[0] == "replica-b"
 
 
