@@ -1,8 +1,11 @@
-"""Lease decisions: create, renew, wait, take over an expired or released Lease."""
+"""Lease decisions (create, renew, wait, take over an expired or released Lease, relayed pushes) and
+the election loop's own rules over a fake Lease store."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,8 @@ from gitops_agent.core.lease import (
     should_acquire,
     with_pushed_ref,
 )
+from gitops_agent.errors import ClusterError, ConflictError
+from gitops_agent.leader import LeaderElector, LeaderOptions
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -103,3 +108,99 @@ def test_relayed_pushes_are_read_and_consumed_by_the_next_renewal() -> None:
 @pytest.mark.parametrize("value", ["not json", '{"a": 1}', "[1, 2]"], ids=["garbled", "object", "numbers"])
 def test_a_garbled_pushed_refs_annotation_reads_as_none(value: str) -> None:
     assert parse_lease({"metadata": {"annotations": {PUSHED_REFS_ANNOTATION: value}}}).pushed == ()
+
+
+# --- the election loop's own rules, over a fake Lease store (the API is tested in integration) -----
+
+
+class LeaseStore:
+    """Holds one Lease like the API server does: resourceVersion checks, or an outage."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ClusterError("cannot reach the Kubernetes API at https://127.0.0.1:6443: refused")
+
+    def get(self, info: object, namespace: str, name: str) -> dict[str, Any] | None:
+        self._check()
+        return copy.deepcopy(self.lease)
+
+    def create(self, obj: dict[str, Any], info: object, *, field_manager: str) -> dict[str, Any]:
+        self._check()
+        if self.lease is not None:
+            raise ConflictError("Lease/ns/l: already exists")
+        return self._store(obj)
+
+    def replace(self, obj: dict[str, Any], info: object, *, field_manager: str) -> dict[str, Any]:
+        self._check()
+        assert self.lease is not None
+        if obj["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            raise ConflictError("Lease/ns/l: the object has been modified")
+        return self._store(obj)
+
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        self.lease = copy.deepcopy(obj)
+        self.lease["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(self.lease)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
+
+
+def elector(store: LeaseStore, clock: Clock, me: str, changes: list[bool]) -> LeaderElector:
+    options = LeaderOptions(namespace="ns", name="l", identity=me)
+    return LeaderElector(store, options, on_change=changes.append, now=clock.now, clock=clock)  # type: ignore[arg-type]
+
+
+def test_a_leader_that_cannot_renew_steps_down_before_its_lease_expires() -> None:
+    store, clock, changes = LeaseStore(), Clock(), []
+    me = elector(store, clock, "me", changes)
+    assert me.step() and changes == [True]
+    store.down = True
+    clock.t += 9
+    assert me.step()  # within the 10s renew deadline: still leading
+    clock.t += 2
+    assert not me.step()  # past it, and 4s before the 15s Lease could be taken over
+    assert changes == [True, False]
+
+
+def test_the_other_replica_waits_for_expiry_then_takes_over() -> None:
+    store, clock, a_changes, b_changes = LeaseStore(), Clock(), [], []
+    a, b = elector(store, clock, "a", a_changes), elector(store, clock, "b", b_changes)
+    assert a.step() and not b.step()
+    clock.t += 14.9
+    assert not b.step()
+    clock.t += 0.2
+    assert b.step()
+    assert not a.step() and a_changes == [True, False]  # a sees b's Lease and steps down
+
+
+def test_relayed_pushes_reach_on_push_only_after_the_renewal_succeeds() -> None:
+    store, clock, pushes = LeaseStore(), Clock(), []
+    options = LeaderOptions(namespace="ns", name="l", identity="leader")
+    leader = LeaderElector(store, options, on_change=lambda _: None, on_push=pushes.append, now=clock.now, clock=clock)  # type: ignore[arg-type]
+    follower = elector(store, clock, "follower", [])
+    leader.step()
+    assert follower.relay_push("refs/heads/main")
+    assert not leader.relay_push("refs/heads/main")  # the leader has nobody to tell
+    leader.step()
+    leader.step()
+    assert pushes == ["refs/heads/main"]
+
+
+def test_the_renew_deadline_must_be_below_the_lease_duration() -> None:
+    with pytest.raises(ValueError, match="renew_deadline_s"):
+        LeaderElector(LeaseStore(), LeaderOptions(namespace="ns", renew_deadline_s=15), on_change=print)  # type: ignore[arg-type]
