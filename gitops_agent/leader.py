@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
-from gitops_agent.adapters.kube import KubeClient, ResourceInfo
+from gitops_agent.adapters.kube import ResourceInfo
 from gitops_agent.core.lease import (
     Decision,
     lease_body,
@@ -35,12 +36,23 @@ from gitops_agent.core.lease import (
     with_pushed_ref,
 )
 from gitops_agent.errors import ConflictError, GitOpsError
+from gitops_agent.model import KubeObject
 
-__all__ = ["LEASES", "LeaderElector", "LeaderOptions", "default_identity", "should_acquire"]
+__all__ = ["LEASES", "LeaderElector", "LeaderOptions", "LeaseAPI", "default_identity", "should_acquire"]
 
 log = logging.getLogger(__name__)
 
 LEASES = ResourceInfo("coordination.k8s.io", "v1", "Lease", "leases", True, frozenset({"get", "create", "update"}))
+
+
+class LeaseAPI(Protocol):
+    """The three calls election makes (``adapters.kube.KubeClient`` has them)."""
+
+    def get(self, info: ResourceInfo, namespace: str, name: str) -> KubeObject | None: ...
+
+    def create(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject: ...
+
+    def replace(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject: ...
 
 
 def default_identity() -> str:
@@ -66,7 +78,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: LeaseAPI,
         options: LeaderOptions,
         *,
         on_change: Callable[[bool], None],

@@ -162,7 +162,7 @@ class Clock:
 
 def elector(store: LeaseStore, clock: Clock, me: str, changes: list[bool]) -> LeaderElector:
     options = LeaderOptions(namespace="ns", name="l", identity=me)
-    return LeaderElector(store, options, on_change=changes.append, now=clock.now, clock=clock)  # type: ignore[arg-type]
+    return LeaderElector(store, options, on_change=changes.append, now=clock.now, clock=clock)
 
 
 def test_a_leader_that_cannot_renew_steps_down_before_its_lease_expires() -> None:
@@ -191,7 +191,7 @@ def test_the_other_replica_waits_for_expiry_then_takes_over() -> None:
 def test_relayed_pushes_reach_on_push_only_after_the_renewal_succeeds() -> None:
     store, clock, pushes = LeaseStore(), Clock(), []
     options = LeaderOptions(namespace="ns", name="l", identity="leader")
-    leader = LeaderElector(store, options, on_change=lambda _: None, on_push=pushes.append, now=clock.now, clock=clock)  # type: ignore[arg-type]
+    leader = LeaderElector(store, options, on_change=lambda _: None, on_push=pushes.append, now=clock.now, clock=clock)
     follower = elector(store, clock, "follower", [])
     leader.step()
     assert follower.relay_push("refs/heads/main")
@@ -203,4 +203,4 @@ def test_relayed_pushes_reach_on_push_only_after_the_renewal_succeeds() -> None:
 
 def test_the_renew_deadline_must_be_below_the_lease_duration() -> None:
     with pytest.raises(ValueError, match="renew_deadline_s"):
-        LeaderElector(LeaseStore(), LeaderOptions(namespace="ns", renew_deadline_s=15), on_change=print)  # type: ignore[arg-type]
+        LeaderElector(LeaseStore(), LeaderOptions(namespace="ns", renew_deadline_s=15), on_change=print)
