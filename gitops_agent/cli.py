@@ -149,6 +149,8 @@ def _history(agent: Agent, args: argparse.Namespace) -> int:
     for h in entries:
         e = h.entry
         mark = "  <- running" if h.running else ""
+        if e.rolled_back_from:  # `rollback --now`: held here until the rollback PR merges
+            mark = f"  (rolled back from {e.rolled_back_from[:12]})" + mark
         print(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
         for c in h.commits:
             print(f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}")
