@@ -66,7 +66,10 @@ class _Edits:
             lines[line] = lines[line][:col] + new + lines[line][end:]
         for line in sorted(set(self.insert) | self.delete, reverse=True):
             added = [f"{text}\n" for text in self.insert.get(line, [])]
-            lines[line : line + 1] = ([] if line in self.delete else [lines[line]]) + added
+            kept = [] if line in self.delete else [lines[line]]
+            if added and kept and not kept[0].endswith("\n"):  # the file's last line, unterminated
+                kept[0] += "\n"
+            lines[line : line + 1] = kept + added
         return "".join(lines)
 
 
@@ -134,8 +137,6 @@ def _append_entries(edits: _Edits, doc: CommentedMap, images: CommentedSeq | Non
             edits.delete.add(doc.lc.key("images")[0])
         if not edits.lines:
             edits.lines.append("")
-        elif not edits.lines[-1].endswith("\n"):
-            edits.lines[-1] += "\n"
         dash_col, key_col, last = 2, 4, len(edits.lines) - 1
         edits.insert.setdefault(last, []).append("images:")
     for change in changes:

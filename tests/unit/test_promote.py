@@ -171,6 +171,14 @@ def test_an_image_without_an_entry_gets_one_and_a_kustomization_without_images_g
     assert created == bare + f"images:\n  - name: ghcr.io/acme/api\n    digest: {DIGEST}\n"
 
 
+def test_a_file_without_a_final_newline_still_gets_whole_lines() -> None:
+    change = ImageChange("app", ImageRef("app", "2", DIGEST), (), ())
+    edited = set_kustomize_images('images:\n  - name: app\n    newTag: "1"', [change], source="k.yaml")
+    assert edited == f'images:\n  - name: app\n    newTag: "2"\n    digest: {DIGEST}\n'
+    added = set_kustomize_images("resources: [a]", [change], source="k.yaml")
+    assert added == f'resources: [a]\nimages:\n  - name: app\n    newTag: "2"\n    digest: {DIGEST}\n'
+
+
 def test_quoted_tags_keep_their_quotes_and_tags_yaml_would_misread_get_quotes() -> None:
     text = 'images:\n  - name: app  # the app\n    newTag: "1.0"   # pinned\n  - name: other\n    newTag: v1\n'
     changes = [
