@@ -1,0 +1,373 @@
+"""Commit statuses and chat drift reports, rendered from plain data (gitops_agent.core.report)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gitops_agent.core.drift import DriftedField as DetectedField
+from gitops_agent.core.drift import ObjectDrift
+from gitops_agent.core.report import (
+    DESCRIPTION_LIMIT,
+    SECRET_CHANGED,
+    SLACK_FIELD_LIMIT,
+    SLACK_HEADER_LIMIT,
+    SLACK_MAX_BLOCKS,
+    SLACK_MAX_FIELDS,
+    SLACK_SECTION_LIMIT,
+    WEBHOOK_MAX_OBJECTS,
+    WEBHOOK_SCHEMA,
+    DriftedField,
+    DriftedObject,
+    DriftSummary,
+    EnvironmentReport,
+    Phase,
+    StatusState,
+    commit_status,
+    cut,
+    decide_chat,
+    drift_fingerprint,
+    generic_webhook_payload,
+    mask_secret_values,
+    slack_message,
+    summary_from_drift,
+)
+from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+API = ObjectKey("apps", "Deployment", "shop", "api")
+SECRET = ObjectKey("", "Secret", "shop", "db")
+HPA_FIELD = DriftedField("/spec/replicas", "kube-controller-manager", "2024-05-01T10:00:00Z", True, 3, 5)
+EDIT_FIELD = DriftedField(
+    "/spec/template/spec/containers/0/image", "kubectl-edit", "2024-05-01T11:00:00Z", False, "api:1.2", "api:1.3"
+)
+
+
+def changes(**counts: int) -> ChangeSet:
+    out = []
+    for action, n in counts.items():
+        out += [Change(ObjectKey("", "ConfigMap", "shop", f"{action}-{i}"), Action(action)) for i in range(n)]
+    return ChangeSet.of(out)
+
+
+def report(phase: Phase, **kw: Any) -> EnvironmentReport:
+    return EnvironmentReport(environment="prod", commit=SHA, phase=phase, **kw)
+
+
+def summary(*objects: DriftedObject, env: str = "prod") -> DriftSummary:
+    return DriftSummary(env, SHA, tuple(objects))
+
+
+def all_text(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+# --- commit statuses --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phase", "kw", "state", "description"),
+    [
+        (Phase.RENDERING_FAILED, {"error": "overlays/prod: no kustomization"}, StatusState.ERROR,
+         "rendering failed: overlays/prod: no kustomization"),
+        (Phase.VALIDATION_FAILED, {"error": "two objects named api"}, StatusState.ERROR,
+         "validation failed: two objects named api"),
+        (Phase.APPLY_FAILED, {"error": "Deployment/shop/api: forbidden"}, StatusState.ERROR,
+         "apply failed: Deployment/shop/api: forbidden"),
+        (Phase.APPLYING, {"changes": changes(created=3, configured=1)}, StatusState.PENDING,
+         "applying 3 created, 1 configured"),
+        (Phase.PROGRESSING, {"changes": changes(created=1), "health_message": "api 1/3 ready"}, StatusState.PENDING,
+         "1 created; rollout in progress: api 1/3 ready"),
+        (Phase.HEALTHY, {"changes": changes(created=3, configured=1, unchanged=7)}, StatusState.SUCCESS,
+         "3 created, 1 configured; rollout healthy"),
+        (Phase.HEALTHY, {"changes": changes(unchanged=4)}, StatusState.SUCCESS, "no changes; healthy"),
+        (Phase.HEALTHY, {"changes": changes(configured=1), "drift_unexpected": 2}, StatusState.FAILURE,
+         "unexpected drift in 2 objects; 1 configured; rollout healthy"),
+        (Phase.ROLLOUT_FAILED, {"health_message": "api 0/3 ready, CrashLoopBackOff in container app"},
+         StatusState.FAILURE, "rollout failed: api 0/3 ready, CrashLoopBackOff in container app"),
+        (Phase.DRIFT, {"drift_expected": 1}, StatusState.SUCCESS, "in sync; 1 object drifted as expected"),
+        (Phase.DRIFT, {"drift_unexpected": 1, "drift_expected": 2}, StatusState.FAILURE,
+         "unexpected drift in 1 object; 2 objects drifted as expected"),
+    ],
+    ids=[
+        "render-error", "validation-error", "apply-error", "applying", "progressing", "healthy", "healthy-no-changes",
+        "healthy-unexpected-drift", "rollout-failed", "drift-expected-only", "drift-unexpected",
+    ],
+)  # fmt: skip
+def test_status_for_each_phase(phase: Phase, kw: dict[str, Any], state: StatusState, description: str) -> None:
+    status = commit_status(report(phase, **kw))
+    assert (status.state, status.description) == (state, description)
+
+
+def test_status_context_names_the_environment_and_carries_the_link() -> None:
+    status = commit_status(report(Phase.HEALTHY, target_url="https://agent.example/status/prod"))
+    assert status.context == "gitops-agent/prod"
+    assert status.body() == {
+        "state": "success",
+        "context": "gitops-agent/prod",
+        "description": "no changes; healthy",
+        "target_url": "https://agent.example/status/prod",
+    }
+
+
+def test_status_body_leaves_out_a_missing_link() -> None:
+    assert "target_url" not in commit_status(report(Phase.APPLYING)).body()
+
+
+def test_long_error_is_cut_at_a_word_with_an_ellipsis() -> None:
+    error = "Deployment/shop/api: " + " ".join(f"word{i}" for i in range(60))
+    description = commit_status(report(Phase.APPLY_FAILED, error=error)).description
+    assert len(description) <= DESCRIPTION_LIMIT
+    assert description.endswith("…")
+    last_word = description[:-1].split()[-1]
+    assert last_word in error.split(), "cut in the middle of a word"
+
+
+def test_multiline_error_becomes_one_line() -> None:
+    description = commit_status(
+        report(Phase.RENDERING_FAILED, error="kustomize:\n  accumulating\tresources")
+    ).description
+    assert description == "rendering failed: kustomize: accumulating resources"
+
+
+@pytest.mark.parametrize("length", [139, 140, 141, 500])
+def test_cut_never_exceeds_the_limit(length: int) -> None:
+    text = ("a" * 9 + " ") * (length // 10) + "b" * (length % 10)
+    out = cut(text.strip(), DESCRIPTION_LIMIT)
+    assert len(out) <= DESCRIPTION_LIMIT
+    assert out == text.strip() if len(text.strip()) <= DESCRIPTION_LIMIT else out.endswith("…")
+
+
+def test_cut_of_one_long_word_cuts_inside_it() -> None:
+    assert cut("x" * 300, 10) == "x" * 9 + "…"
+
+
+# --- fingerprints and decisions ---------------------------------------------------------------
+
+
+def test_fingerprint_ignores_times_managers_and_order() -> None:
+    other = DriftedObject(ObjectKey("", "ConfigMap", "shop", "cfg"), fields=(EDIT_FIELD,))
+    a = summary(DriftedObject(API, fields=(EDIT_FIELD,)), other)
+    later = DriftedField(EDIT_FIELD.path, "someone-else", "2030-01-01T00:00:00Z", False, EDIT_FIELD.old, EDIT_FIELD.new)
+    b = summary(other, DriftedObject(API, fields=(later,)))
+    assert drift_fingerprint(a) == drift_fingerprint(b)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        summary(
+            DriftedObject(API, fields=(DriftedField(EDIT_FIELD.path, "kubectl-edit", "", False, "api:1.2", "api:9"),))
+        ),
+        summary(DriftedObject(API, fields=(DriftedField("/spec/paused", "kubectl-edit", "", False, None, True),))),
+        summary(DriftedObject(ObjectKey("apps", "Deployment", "shop", "web"), fields=(EDIT_FIELD,))),
+        summary(DriftedObject(API, change="missing")),
+        summary(DriftedObject(API, fields=(EDIT_FIELD,)), env="staging"),
+    ],
+    ids=["value", "field", "object", "change-kind", "environment"],
+)
+def test_fingerprint_changes_with_the_drift(changed: DriftSummary) -> None:
+    assert drift_fingerprint(changed) != drift_fingerprint(summary(DriftedObject(API, fields=(EDIT_FIELD,))))
+
+
+def test_expected_drift_does_not_change_the_fingerprint() -> None:
+    base = summary(DriftedObject(API, fields=(EDIT_FIELD,)))
+    with_hpa = summary(DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD)))
+    assert drift_fingerprint(base) == drift_fingerprint(with_hpa)
+
+
+def test_chat_decisions_over_a_sequence_of_passes() -> None:
+    """appear -> same -> same -> resolved -> still clean: exactly two messages."""
+    drifted = summary(DriftedObject(API, fields=(EDIT_FIELD,)))
+    clean = summary()
+    sent, remembered = [], None
+    for current in (clean, drifted, drifted, drifted, clean, clean):
+        decision = decide_chat(remembered, current)
+        sent.append(decision.send)
+        remembered = decision.fingerprint
+    assert sent == [None, "appeared", None, None, "resolved", None]
+
+
+def test_chat_speaks_again_when_the_drift_changes() -> None:
+    first = decide_chat(None, summary(DriftedObject(API, fields=(EDIT_FIELD,))))
+    more = summary(DriftedObject(API, fields=(EDIT_FIELD,)), DriftedObject(SECRET, change="missing"))
+    assert decide_chat(first.fingerprint, more).send == "appeared"
+
+
+def test_expected_drift_alone_is_not_a_chat_message() -> None:
+    assert decide_chat(None, summary(DriftedObject(API, fields=(HPA_FIELD,)))).send is None
+
+
+# --- Slack --------------------------------------------------------------------------------------
+
+
+def assert_within_slack_limits(message: dict[str, Any]) -> None:
+    blocks = message["blocks"]
+    assert message["text"] and len(blocks) <= SLACK_MAX_BLOCKS
+    for block in blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= SLACK_HEADER_LIMIT
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= SLACK_SECTION_LIMIT
+            assert len(block.get("fields", [])) <= SLACK_MAX_FIELDS
+            assert all(len(f["text"]) <= SLACK_FIELD_LIMIT for f in block.get("fields", []))
+
+
+def huge_drift(objects: int = 300, fields: int = 200) -> DriftSummary:
+    out = []
+    for i in range(objects):
+        key = ObjectKey("apps", "Deployment", "shop", f"svc-{i:03d}-" + "n" * 200)
+        fs = tuple(
+            DriftedField(f"/metadata/annotations/note-{j}", "kubectl-edit", "", False, "a" * 500, "b" * 500)
+            for j in range(fields)
+        )
+        out.append(DriftedObject(key, fields=fs))
+    return DriftSummary("prod-" + "e" * 300, SHA, tuple(out))
+
+
+def test_huge_drift_stays_within_slack_limits_and_says_what_was_left_out() -> None:
+    message = slack_message(huge_drift(), "appeared")
+    assert_within_slack_limits(message)
+    text = all_text(message)
+    assert "…and 280 more objects" in text
+    assert "more fields" in text  # 200 fields of ~1 KiB cannot fit in one 3,000-character section
+
+
+def test_slack_message_lists_the_field_who_and_values() -> None:
+    message = slack_message(summary(DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD))), "appeared")
+    assert_within_slack_limits(message)
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert any(
+        "*Deployment/shop/api*" in s and "`/spec/template/spec/containers/0/image` by `kubectl-edit`" in s
+        and '`api:1.2` → `api:1.3`' in s for s in sections
+    )  # fmt: skip
+    assert "/spec/replicas" not in all_text(message), "expected drift is counted, not listed"
+    assert "1 field(s) drifted as expected" in all_text(message)
+    assert message["text"] == f"Unexpected drift in prod: 1 object changed outside git since commit {SHA[:12]}"
+
+
+def test_slack_text_is_escaped_for_mrkdwn() -> None:
+    field = DriftedField("/data/html", "kubectl-edit", "", False, "<b>&</b>", "<!channel>`x`")
+    text = all_text(slack_message(summary(DriftedObject(ObjectKey("", "ConfigMap", "shop", "c"), fields=(field,)))))
+    assert "<!channel>" not in text and "&lt;!channel&gt;'x'" in text and "&lt;b&gt;&amp;&lt;/b&gt;" in text
+
+
+def test_missing_and_extra_objects_are_described() -> None:
+    message = slack_message(
+        summary(DriftedObject(API, change="missing"), DriftedObject(SECRET, change="unexpected-object"))
+    )
+    text = all_text(message)
+    assert "*Deployment/shop/api* — deleted from the cluster" in text
+    assert "*Secret/shop/db* — in the cluster with the environment's label, not in git" in text
+
+
+def test_resolved_message() -> None:
+    message = slack_message(summary(), "resolved")
+    assert_within_slack_limits(message)
+    assert message["text"] == f"Drift in prod resolved: live objects match commit {SHA[:12]} again"
+    assert message["blocks"][0]["text"]["text"] == "✅ Drift in prod resolved"
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def secret_drift() -> DriftSummary:
+    """A Secret whose values reached the report unmasked (a detector bug the report must survive)."""
+    fields = (
+        DriftedField("/data/password", "kubectl-edit", "", False, "aHVudGVyMg==", "c3dvcmRmaXNo"),
+        DriftedField("/stringData/token", "kubectl-edit", "", False, "hunter2", "swordfish"),
+        DriftedField("/metadata/labels/tier", "kubectl-edit", "", False, "gold-hunter2", "bronze-swordfish"),
+    )
+    return summary(DriftedObject(SECRET, fields=fields))
+
+
+@pytest.mark.parametrize("kind", ["appeared", "resolved"])
+def test_no_secret_value_in_any_payload(kind: Any) -> None:
+    drift = secret_drift()
+    payloads = [slack_message(drift, kind), generic_webhook_payload(drift, kind)]
+    for payload in payloads:
+        text = all_text(payload)
+        for value in ("aHVudGVyMg==", "c3dvcmRmaXNo", "hunter2", "swordfish"):
+            assert value not in text
+    if kind == "appeared":
+        assert SECRET_CHANGED in all_text(payloads[0]) and SECRET_CHANGED in all_text(payloads[1])
+
+
+def test_mask_secret_values_leaves_other_objects_alone() -> None:
+    drift = DriftSummary("prod", SHA, (*secret_drift().objects, DriftedObject(API, fields=(EDIT_FIELD,))))
+    masked = mask_secret_values(drift)
+    assert {(f.old, f.new) for f in masked.objects[0].fields} == {(SECRET_CHANGED, SECRET_CHANGED)}
+    assert masked.objects[1] == drift.objects[1]
+
+
+def test_fingerprint_does_not_depend_on_secret_values() -> None:
+    """A hash of a short secret can be reversed by guessing; it never goes in."""
+    other = DriftSummary("prod", SHA, (DriftedObject(SECRET, fields=(secret_drift().objects[0].fields[0],)),))
+    changed = DriftedField("/data/password", "kubectl-edit", "", False, "x", "y")
+    assert drift_fingerprint(other) == drift_fingerprint(summary(DriftedObject(SECRET, fields=(changed,))))
+
+
+# --- generic webhook ----------------------------------------------------------------------------
+
+
+def test_generic_payload_shape() -> None:
+    drift = DriftSummary("prod", SHA, (DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD)),), "https://x/prod")
+    payload = generic_webhook_payload(drift, "appeared")
+    assert payload == {
+        "schema": WEBHOOK_SCHEMA,
+        "event": "drift.appeared",
+        "environment": "prod",
+        "commit": SHA,
+        "fingerprint": drift_fingerprint(drift),
+        "text": f"Unexpected drift in prod: 1 object changed outside git since commit {SHA[:12]}",
+        "target_url": "https://x/prod",
+        "counts": {"objects": 1, "fields": 1, "expected_fields": 1},
+        "objects": [
+            {
+                "group": "apps",
+                "kind": "Deployment",
+                "namespace": "shop",
+                "name": "api",
+                "change": "changed",
+                "fields": [
+                    {
+                        "path": EDIT_FIELD.path,
+                        "manager": "kubectl-edit",
+                        "since": "2024-05-01T11:00:00Z",
+                        "old": "api:1.2",
+                        "new": "api:1.3",
+                    }
+                ],
+                "omitted_fields": 0,
+            }
+        ],
+        "omitted_objects": 0,
+    }
+    json.dumps(payload)  # plain JSON
+
+
+def test_generic_payload_resolved_and_bounded() -> None:
+    assert generic_webhook_payload(summary(), "resolved")["event"] == "drift.resolved"
+    assert generic_webhook_payload(summary(), "resolved")["fingerprint"] is None
+    big = generic_webhook_payload(huge_drift(objects=150, fields=60))
+    assert len(big["objects"]) == WEBHOOK_MAX_OBJECTS and big["omitted_objects"] == 50
+    assert big["objects"][0]["omitted_fields"] == 10
+    assert big["counts"] == {"objects": 150, "fields": 9000, "expected_fields": 0}
+
+
+# --- from the drift detector --------------------------------------------------------------------
+
+
+def test_summary_from_detected_drift() -> None:
+    detected = (
+        ObjectDrift(API, "changed", (DetectedField("/spec/replicas", 3, 5, "kubectl-scale", "t", False),)),
+        ObjectDrift(SECRET, "missing"),
+    )
+    drift = summary_from_drift("prod", SHA, detected, target_url="https://x")
+    assert drift.objects == (
+        DriftedObject(API, "changed", (DriftedField("/spec/replicas", "kubectl-scale", "t", False, 3, 5),)),
+        DriftedObject(SECRET, "missing"),
+    )
+    assert drift.target_url == "https://x" and len(drift.unexpected) == 2
