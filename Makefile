@@ -43,11 +43,14 @@ cluster-up: install controlplane
 cluster-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.controlplane.harness down --dir $(CLUSTER_DIR); fi
 
+# The agent renders Kustomize overlays with the kubectl built beside the control plane.
 demo: install cluster-up
-	$(BIN)/python -m gitops_agent.demo --kubeconfig $(CLUSTER_DIR)/kubeconfig
+	GITOPS_AGENT_KUSTOMIZE=$$(bash tests/controlplane/build.sh)/kubectl \
+	  $(BIN)/python -m gitops_agent.demo --kubeconfig $(CLUSTER_DIR)/kubeconfig
 
 bench: install cluster-up
-	$(BIN)/python -m tests.bench --kubeconfig $(CLUSTER_DIR)/kubeconfig --n $(N)
+	GITOPS_AGENT_KUSTOMIZE=$$(bash tests/controlplane/build.sh)/kubectl \
+	  $(BIN)/python -m tests.bench --kubeconfig $(CLUSTER_DIR)/kubeconfig --n $(N)
 
 clean: cluster-down
 	rm -rf $(VENV) $(CLUSTER_DIR) .bench .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
