@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
@@ -23,6 +23,7 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.daemon import Daemon, DaemonOptions, cluster_probe
 from gitops_agent.leader import LeaderElector, LeaderOptions, default_identity
 from gitops_agent.logging_setup import setup_logging
+from gitops_agent.metrics import Metrics
 from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret
 from gitops_agent.service import Agent, PassListener
 
@@ -38,7 +39,12 @@ class RunOptions:
     shutdown_timeout_s: float = 60.0
 
 
-def run(agent: Agent, options: RunOptions, *, listeners: Sequence[PassListener] = ()) -> int:
+#: builds the reporters (GitHub statuses, chat) told of each pass; given the daemon's metrics so a
+#: GitHub client can count its requests (``GitHubClient(on_request=metrics.count_github_request)``)
+Reporters = Callable[[Metrics], Sequence[PassListener]]
+
+
+def run(agent: Agent, options: RunOptions, *, reporters: Reporters = lambda metrics: ()) -> int:
     """Runs until SIGTERM or SIGINT; returns the exit code (0 after a graceful stop). Everything
     that can fail on bad input (webhook secret, listen address, credentials) fails before anything
     starts."""
@@ -48,11 +54,13 @@ def run(agent: Agent, options: RunOptions, *, listeners: Sequence[PassListener] 
     if secret is None:
         log.warning("no webhook secret configured (server.webhook_secret_file): GitHub webhooks are refused")
     identity = default_identity()
+    metrics = Metrics(agent.request_counts)
     daemon = Daemon(
         agent,
+        metrics=metrics,
         options=DaemonOptions(identity=identity, shutdown_timeout_s=options.shutdown_timeout_s),
         probe=cluster_probe(agent.kube, config),
-        listeners=listeners,
+        listeners=reporters(metrics),
     )
     elector = _elector(daemon, options, identity, config.agent.namespace, config.agent.field_manager)
     server = AgentServer(parse_listen(options.listen or config.server.listen), daemon, webhook_secret=secret)
