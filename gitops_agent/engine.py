@@ -14,9 +14,13 @@ small function over the Kubernetes adapter and the pure core. Guarantees, in ord
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import groupby
+from typing import TypeVar
 
 from gitops_agent.adapters.kube import Discovery, KubeClient, ResourceInfo
 from gitops_agent.core.diff import changed_paths, covers, normalize, unified_diff
@@ -33,6 +37,7 @@ from gitops_agent.core.plan import (
     ENV_LABEL,
     MANIFEST_HASH_ANNOTATION,
     PreparedObject,
+    apply_order,
     namespace_manifest,
     prepare,
     prune_order,
@@ -42,6 +47,7 @@ from gitops_agent.errors import ClusterError, GitOpsError, ValidationError
 from gitops_agent.model import Action, Change, ChangeSet, DesiredObject, KubeObject, ObjectKey
 
 CRD_ESTABLISHED_TIMEOUT_S = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class EngineOptions:
     #: apply only these objects (self-heal of drifted ones); None means the whole snapshot
     only: frozenset[ObjectKey] | None = None
     drift_policy: DriftPolicy | None = None
+    #: requests in flight at once for dry-runs and applies of one kind
+    concurrency: int = 8
 
     @property
     def policy(self) -> DriftPolicy:
@@ -114,6 +122,7 @@ class _Work:
     plans: dict[ObjectKey, ObjectPlan] = field(default_factory=dict)
     deferred: list[PreparedObject] = field(default_factory=list)  # dry-run after stage one
     applied: list[ObjectKey] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Engine:
@@ -224,14 +233,30 @@ class Engine:
     def _plan(self, work: _Work, o: EngineOptions) -> None:
         new_namespaces = {p.key.name for p in work.prepared if p.key.kind == "Namespace" and p.key not in work.live}
         work.prepared = tuple(self._yield_fields(p, work.live.get(p.key), o) for p in work.prepared)
+        to_ask: list[PreparedObject] = []
         for p in work.prepared:
-            live = work.live.get(p.key)
-            if _settled(p, live, o):
+            if _settled(p, work.live.get(p.key), o):
                 work.plans[p.key] = ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
             elif self._must_wait(p, new_namespaces):
                 work.deferred.append(p)
             else:
-                work.plans[p.key] = self._dry_run_plan(p, live, o)
+                to_ask.append(p)
+        self._dry_run_all(work, to_ask, o)
+
+    def _dry_run_all(self, work: _Work, objects: list[PreparedObject], o: EngineOptions) -> None:
+        """Dry-runs are independent reads: send them side by side."""
+        plans = self._in_parallel(lambda p: self._dry_run_plan(p, work.live.get(p.key), o), objects, o)
+        work.plans.update((p.key, plan) for p, plan in zip(objects, plans, strict=True))
+
+    def _in_parallel(
+        self, call: Callable[[PreparedObject], T], objects: list[PreparedObject], o: EngineOptions
+    ) -> list[T]:
+        """Results in order; the first error is raised once every call in flight has ended."""
+        if len(objects) <= 1 or o.concurrency <= 1:
+            return [call(p) for p in objects]
+        with ThreadPoolExecutor(max_workers=o.concurrency) as pool:
+            futures = [pool.submit(call, p) for p in objects]
+        return [f.result() for f in futures]
 
     @staticmethod
     def _yield_fields(p: PreparedObject, live: KubeObject | None, o: EngineOptions) -> PreparedObject:
@@ -272,25 +297,36 @@ class Engine:
             )
 
     def _apply_stages(self, work: _Work, o: EngineOptions) -> None:
-        applied = work.applied
         first = [p for p in work.prepared if p.first_stage and _needs_apply(work.plans.get(p.key))]
-        for p in first:
-            self._apply_one(p, o)
-            applied.append(p.key)
+        self._apply_in_order(work, first, o)
         if any(p.key.kind == "CustomResourceDefinition" for p in first):
             self._wait_established([p for p in first if p.key.kind == "CustomResourceDefinition"])
             self.discovery(refresh=True)
         # What had to wait for a Namespace or CRD is validated now, all of it before any write.
-        for p in work.deferred:
-            work.plans[p.key] = self._dry_run_plan(p, None, o)
+        deferred, work.deferred = work.deferred, []
+        self._dry_run_all(work, deferred, o)
         rest = [p for p in work.prepared if not p.first_stage and _needs_apply(work.plans.get(p.key))]
-        for p in rest:
-            try:
-                self._apply_one(p, o)
-            except GitOpsError as exc:
-                work.plans[p.key] = ObjectPlan(p.key, Action.FAILED, message=str(exc), source=p.source)
-                raise ClusterError(f"apply stopped at {p.key}: {exc}; nothing was pruned") from exc
-            applied.append(p.key)
+        self._apply_in_order(work, rest, o)
+
+    def _apply_in_order(self, work: _Work, objects: list[PreparedObject], o: EngineOptions) -> None:
+        """Kind by kind in apply order (ServiceAccounts before the Deployments that use them);
+        objects of the same rank side by side. The first failure stops the rest."""
+        for _, group in groupby(objects, key=lambda p: apply_order(p.key)[:3]):
+            batch = list(group)
+            failures = [f for f in self._in_parallel(lambda p: self._try_apply(work, p, o), batch, o) if f]
+            if failures:
+                key, exc = failures[0]
+                raise ClusterError(f"apply stopped at {key}: {exc}; nothing was pruned") from exc
+
+    def _try_apply(self, work: _Work, p: PreparedObject, o: EngineOptions) -> tuple[ObjectKey, GitOpsError] | None:
+        try:
+            self._apply_one(p, o)
+        except GitOpsError as exc:
+            work.plans[p.key] = ObjectPlan(p.key, Action.FAILED, message=str(exc), source=p.source)
+            return p.key, exc
+        with work.lock:
+            work.applied.append(p.key)
+        return None
 
     def _apply_one(self, p: PreparedObject, o: EngineOptions) -> None:
         self.kube.apply(p.manifest, self._info_for(p), field_manager=o.field_manager)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,10 +94,11 @@ class Discovery:
 
 
 class KubeClient:
-    """One cluster. Not thread-safe for the counters; one client per worker thread."""
+    """One cluster; safe to share between threads (urllib3's pool is, and the counters are locked)."""
 
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
+        self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         #: the latest writes, (verb, object): for tests, and for "what did that pass do?"
         self.writes: deque[tuple[str, ObjectKey]] = deque(maxlen=1000)
@@ -295,9 +297,10 @@ class KubeClient:
             header_params=headers,
             auth_settings=["BearerToken"],
         )
-        self.requests[verb] += 1
-        if method != "GET" and verb != "apply-dry-run" and subject is not None:
-            self.writes.append((verb, subject))
+        with self._lock:  # passes of several environments, and one pass's workers, share a client
+            self.requests[verb] += 1
+            if method != "GET" and verb != "apply-dry-run" and subject is not None:
+                self.writes.append((verb, subject))
         try:
             response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)
             data = response.read()

@@ -247,14 +247,18 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
         b.k("create", "namespace", ns_kubectl)
         agent_runs.append(b.agent_run(config, "sync"))
         kubectl_runs.append(
-            b.kubectl_run("apply", "--server-side", "--field-manager=kubectl-bench", "-f", str(kdir), "-R")
+            b.kubectl_run(
+                "apply", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
+            )
         )
     out.append(record("first-apply", n, agent_runs, kubectl_runs))
 
     # 2. no change
     agent_runs = [b.agent_run(config, "sync") for _ in range(runs)]
     kubectl_runs = [
-        b.kubectl_run("diff", "--server-side", "--field-manager=kubectl-bench", "-f", str(kdir), "-R")
+        b.kubectl_run(
+            "diff", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
+        )
         for _ in range(runs)
     ]
     out.append(record("no-change", n, agent_runs, kubectl_runs))
@@ -267,9 +271,18 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
         agent_runs.append(b.agent_run(config, "sync"))
         write_manifests(kdir, generate(n, version, changed), ns_kubectl)
         diff = b.kubectl_run(
-            "diff", "--server-side", "--field-manager=kubectl-bench", "-f", str(kdir), "-R", ok_codes=(1,)
+            "diff",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=kubectl-bench",
+            "-f",
+            str(kdir),
+            "-R",
+            ok_codes=(1,),
         )
-        apply = b.kubectl_run("apply", "--server-side", "--field-manager=kubectl-bench", "-f", str(kdir), "-R")
+        apply = b.kubectl_run(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
+        )
         kubectl_runs.append(
             Run(diff.seconds + apply.seconds, diff.requests + apply.requests, max(diff.peak_rss_mb, apply.peak_rss_mb))
         )
@@ -292,7 +305,16 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
             )
     agent_runs = [b.agent_run(config, "drift") for _ in range(runs)]
     kubectl_runs = [
-        b.kubectl_run("diff", "--server-side", "--field-manager=kubectl-bench", "-f", str(kdir), "-R", ok_codes=(1,))
+        b.kubectl_run(
+            "diff",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=kubectl-bench",
+            "-f",
+            str(kdir),
+            "-R",
+            ok_codes=(1,),
+        )
         for _ in range(runs)
     ]
     out.append(record("drift-1pct", n, agent_runs, kubectl_runs))
