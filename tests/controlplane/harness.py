@@ -107,7 +107,7 @@ def write_pki(pki: Path) -> None:
     ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
         x509.DNSName("localhost"),
         x509.DNSName("kubernetes.default.svc"),
     ]
@@ -271,7 +271,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.96.0.0/16",  # room for the bench's 5,000-object environments
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
             ],
