@@ -1,4 +1,5 @@
-"""Command line: ``gitops-agent sync|diff|status|validate``.
+"""Command line: ``gitops-agent sync|diff|drift|status|history|validate|run`` (and the proposals:
+``promote``, ``rollback``, ``preview``, registered from ``cli_proposals``).
 
 Exit codes follow ``kubectl diff``: 0 nothing to change (or success), 1 changes found (``diff``)
 or an environment failed (other commands), 2 and above usage or configuration errors.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +32,7 @@ from gitops_agent.errors import GitOpsError
 from gitops_agent.model import DesiredObject, ObjectKey
 
 log = logging.getLogger(__name__)
+SNAPSHOTS_KEPT_PER_ENVIRONMENT = 3
 
 # outcomes of a pass, besides the ledger's applied / reached / failed
 UP_TO_DATE = "up-to-date"  # the commit was applied before: drift checked only
@@ -109,7 +112,8 @@ class Agent:
         self.source = GitSource(repo.url, cache, credentials=credentials)
         binary = config.agent.kustomize or os.environ.get("GITOPS_AGENT_KUSTOMIZE")
         self._kustomize = KustomizeRunner(binary)
-        self._snapshots: dict[tuple[str, str], tuple[DesiredObject, ...]] = {}
+        self._snapshots: OrderedDict[tuple[str, str], tuple[DesiredObject, ...]] = OrderedDict()
+        self._snapshots_lock = threading.Lock()
         self.listeners: list[PassListener] = []
 
     # --- adapters, made once ------------------------------------------------------------------
@@ -156,9 +160,17 @@ class Agent:
     def snapshot(self, env: EnvironmentConfig, commit: str) -> tuple[DesiredObject, ...]:
         """Rendered once per environment and commit: a commit's content never changes."""
         key = (env.name, commit)
-        if key not in self._snapshots:
-            self._snapshots[key] = tuple(self.render(env, commit))
-        return self._snapshots[key]
+        with self._snapshots_lock:
+            if key in self._snapshots:
+                self._snapshots.move_to_end(key)
+                return self._snapshots[key]
+        objects = tuple(self.render(env, commit))
+        with self._snapshots_lock:
+            self._snapshots[key] = objects
+            # a daemon runs for months: keep the few snapshots a pass can need (target, last applied)
+            while len(self._snapshots) > SNAPSHOTS_KEPT_PER_ENVIRONMENT * len(self.config.environments):
+                self._snapshots.popitem(last=False)
+        return objects
 
     def options(self, env: EnvironmentConfig, **overrides: Any) -> EngineOptions:
         base = EngineOptions(
