@@ -351,7 +351,7 @@ class GitHubServer(LoopbackServer):
     # --- issue comments ----------------------------------------------------------------------
 
     def _comment_object(self, number: int, body: str) -> dict[str, Any]:
-        comment = example("issue-comment")
+        comment: dict[str, Any] = example("issue-comment")
         cid, repo_url = self._next_id(), f"{SPEC_HOST}/repos/{self.owner}/{self.repo}"
         comment.update(
             id=cid, body=body, url=f"{repo_url}/issues/comments/{cid}",

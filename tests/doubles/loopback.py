@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class LoopbackServer:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -131,7 +131,7 @@ class LoopbackServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
