@@ -55,7 +55,9 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class _Retry:
+class Retry:
+    """An answer (or no answer) that asks to be tried again."""
+
     wait: float  # at least this long
     why: str
     backoff: bool = False  # and at least the exponential backoff of this retry
@@ -103,13 +105,13 @@ def send(
     raise ReportError(f"{label}: {call.last} (gave up after {policy.attempts} attempts)")
 
 
-def _try(call: _Call, attempt: Attempt, timeout: float, observe: Observer | None) -> httpx.Response | _Retry:
+def _try(call: _Call, attempt: Attempt, timeout: float, observe: Observer | None) -> httpx.Response | Retry:
     try:
         response = attempt(timeout)
     except httpx.TransportError as exc:
         if observe:
             observe(0)
-        return _Retry(0.0, _network_words(exc), backoff=True)
+        return Retry(0.0, _network_words(exc), backoff=True)
     except httpx.HTTPError as exc:  # an invalid URL or header: no retry helps
         if call.hide_cause:
             raise ReportError(f"{call.label}: request not sent ({type(exc).__name__})") from None
@@ -120,7 +122,7 @@ def _try(call: _Call, attempt: Attempt, timeout: float, observe: Observer | None
     return response if retry is None else retry
 
 
-def _wait(call: _Call, retry: _Retry, n: int) -> None:
+def _wait(call: _Call, retry: Retry, n: int) -> None:
     """Sleeps before attempt ``n + 1``, or raises when that wait is too long to make."""
     policy, timing = call.policy, call.timing
     wait = max(retry.wait, backoff(policy, n, timing.random())) if retry.backoff else retry.wait
@@ -139,21 +141,21 @@ def backoff(policy: RetryPolicy, retry: int, rand: float) -> float:
     return delay / 2 + rand * delay / 2
 
 
-def retry_for(response: httpx.Response, *, now: float, policy: RetryPolicy) -> _Retry | None:
+def retry_for(response: httpx.Response, *, now: float, policy: RetryPolicy) -> Retry | None:
     """Whether (and after how long) this answer asks to be retried; None when it is the answer."""
     status, headers = response.status_code, response.headers
     limited = status in (403, 429)
     if limited and headers.get("x-ratelimit-remaining") == "0":
         reset = _number(headers.get("x-ratelimit-reset"))
         wait = max(0.0, reset - now) + 1 if reset is not None else policy.secondary_wait
-        return _Retry(wait, f"rate limit exhausted (answered {status})")
+        return Retry(wait, f"rate limit exhausted (answered {status})")
     after = retry_after(headers, now)
     if after is not None and (limited or status >= 500):
-        return _Retry(after, f"answered {status} with retry-after {after:.0f}s")
+        return Retry(after, f"answered {status} with retry-after {after:.0f}s")
     if status == 429 or (status == 403 and "secondary rate limit" in response.text.lower()):
-        return _Retry(policy.secondary_wait, f"secondary rate limit (answered {status})", backoff=True)
+        return Retry(policy.secondary_wait, f"secondary rate limit (answered {status})", backoff=True)
     if status >= 500:
-        return _Retry(0.0, f"answered {status} {response.reason_phrase}".rstrip(), backoff=True)
+        return Retry(0.0, f"answered {status} {response.reason_phrase}".rstrip(), backoff=True)
     return None
 
 
