@@ -23,6 +23,7 @@ from gitops_agent.core.drift import ObjectDrift
 from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, ObjectKey
+from gitops_agent.reporting import reporter_from_config
 from gitops_agent.service import Agent, EnvironmentStatus, HistoryEntry, PassResult
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -111,11 +112,23 @@ def _run(agent: Agent, args: argparse.Namespace) -> int:
     from gitops_agent.runner import RunOptions, run  # the daemon's imports are not needed by one-shot commands
 
     options = RunOptions(args.listen, args.log_format, not args.no_leader_election, args.kubeconfig)
-    return run(agent, options)
+    reporter = reporter_from_config(agent.config)
+    try:
+        return run(agent, options, reporters=lambda metrics: [reporter] if reporter else [])
+    finally:
+        if reporter is not None:
+            reporter.close()
 
 
 def _sync(agent: Agent, args: argparse.Namespace) -> int:
-    results = agent.sync_all(args.env, dry_run=args.dry_run, explicit=bool(args.env), force=args.force)
+    reporter = None if args.dry_run else reporter_from_config(agent.config)
+    if reporter is not None:
+        agent.listeners.append(reporter)
+    try:
+        results = agent.sync_all(args.env, dry_run=args.dry_run, explicit=bool(args.env), force=args.force)
+    finally:
+        if reporter is not None:
+            reporter.close()  # statuses of this run are sent before the command returns
     if args.output == "json":
         _print_json({"results": [pass_json(r) for r in results]})
     else:

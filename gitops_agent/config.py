@@ -429,3 +429,17 @@ def _type_name(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
+
+
+def read_secret_file(path: str | None, key: str, config: Config) -> str | None:
+    """The content of a credential file named in the config (None when not set), stripped; errors
+    name the key and the file, never the content."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{config.source}: {key}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ConfigError(f"{config.source}: {key}: {path} is empty")
+    return text

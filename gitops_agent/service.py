@@ -29,7 +29,7 @@ from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEnt
 from gitops_agent.core.render import validate_objects
 from gitops_agent.engine import Engine, EngineOptions, SyncResult
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import DesiredObject, ObjectKey
+from gitops_agent.model import DesiredObject, Health, ObjectKey
 
 log = logging.getLogger(__name__)
 SNAPSHOTS_KEPT_PER_ENVIRONMENT = 3
@@ -48,6 +48,8 @@ class PassResult:
     sync: SyncResult | None = None
     drift: tuple[ObjectDrift, ...] = ()
     repaired: SyncResult | None = None
+    #: the rollout after an apply: Current, Failed, or still InProgress when the pass stopped following
+    health: Health | None = None
     error: str = ""
     reason: str = ""
     message: str = ""

@@ -1,0 +1,161 @@
+"""Telling people: each pass becomes a GitHub commit status and, for drift, a chat message.
+
+A ``PassListener`` that turns a ``PassResult`` into the pure reports of ``core.report`` and hands
+them to the GitHub and chat adapters **on a worker thread of its own**: those adapters retry with
+backoff for up to two minutes, and a pass must never wait on GitHub or Slack. Per environment only
+the newest report waits in line (an older one would be stale by the time it is sent), and a failed
+post is logged and dropped: the next pass reports again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+
+from gitops_agent.adapters.chat import ChatNotifier
+from gitops_agent.adapters.github import GitHubClient
+from gitops_agent.config import Config, read_secret_file
+from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
+from gitops_agent.core.report import DriftSummary, EnvironmentReport, Phase, commit_status, summary_from_drift
+from gitops_agent.errors import GitOpsError
+from gitops_agent.model import ChangeSet, HealthStatus
+from gitops_agent.service import PassResult
+
+log = logging.getLogger(__name__)
+
+_FAILED_PHASES = {
+    "RenderFailed": Phase.RENDERING_FAILED,
+    "SourceUnavailable": Phase.RENDERING_FAILED,
+    "ConfigInvalid": Phase.RENDERING_FAILED,
+    "ValidationFailed": Phase.VALIDATION_FAILED,
+}
+
+
+def environment_report(result: PassResult, *, target_url: str | None = None) -> EnvironmentReport:
+    """What a pass means for its commit status (pure)."""
+    unexpected = len(result.unexpected_drift)
+    report = EnvironmentReport(
+        environment=result.environment,
+        commit=result.commit,
+        phase=Phase.HEALTHY if result.outcome in (APPLIED, REACHED) else Phase.DRIFT,
+        changes=result.sync.changes if result.sync else ChangeSet(),
+        drift_expected=len(result.drift) - unexpected,
+        drift_unexpected=unexpected,
+        target_url=target_url,
+    )
+    if result.outcome == FAILED:
+        return replace(report, phase=_FAILED_PHASES.get(result.reason, Phase.APPLY_FAILED), error=result.error)
+    health = result.health
+    if health is not None and health.status is HealthStatus.FAILED:
+        return replace(report, phase=Phase.ROLLOUT_FAILED, health_message=health.message)
+    if health is not None and health.status is not HealthStatus.CURRENT:
+        return replace(report, phase=Phase.PROGRESSING, health_message=health.message)
+    return report
+
+
+class Reporter:
+    """Reports passes to GitHub and chat without ever making a pass wait for them."""
+
+    def __init__(
+        self,
+        *,
+        github: GitHubClient | None = None,
+        chat: ChatNotifier | None = None,
+        target_url: str | None = None,
+    ) -> None:
+        self.github = github
+        self.chat = chat
+        self.target_url = target_url
+        self._pending: OrderedDict[str, Callable[[], None]] = OrderedDict()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._work, name="reporter", daemon=True)
+        self._thread.start()
+
+    # --- PassListener --------------------------------------------------------------------------
+
+    def applying(self, environment: str, commit: str) -> None:
+        report = EnvironmentReport(environment=environment, commit=commit, phase=Phase.APPLYING)
+        self._queue(f"status:{environment}", lambda: self._post_status(report))
+
+    def finished(self, result: PassResult) -> None:
+        if result.commit:  # a fetch that failed has no commit to put a status on
+            report = environment_report(result, target_url=self.target_url)
+            self._queue(f"status:{result.environment}", lambda: self._post_status(report))
+        if result.ok and self.chat is not None and self.chat.configured:
+            summary = summary_from_drift(result.environment, result.commit, result.drift, target_url=self.target_url)
+            self._queue(f"chat:{result.environment}", lambda: self._post_chat(summary))
+
+    # --- the worker ----------------------------------------------------------------------------
+
+    def _queue(self, slot: str, send: Callable[[], None]) -> None:
+        with self._wake:
+            self._pending.pop(slot, None)  # a newer report replaces one still waiting
+            self._pending[slot] = send
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if not self._pending:
+                    return
+                _, send = self._pending.popitem(last=False)
+                self._busy = True
+            try:
+                send()
+            except GitOpsError as exc:
+                log.warning("reporting failed, will report again after the next pass: %s", exc)
+            except Exception:  # a reporting bug must not kill the worker
+                log.exception("reporting failed unexpectedly")
+            finally:
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+
+    def _post_status(self, report: EnvironmentReport) -> None:
+        if self.github is not None:
+            self.github.create_status(report.commit, commit_status(report))
+
+    def _post_chat(self, summary: DriftSummary) -> None:
+        if self.chat is not None:
+            self.chat.report_drift(summary)
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything queued was sent (or failed); False on timeout."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._pending and not self._busy, timeout_s)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self.flush(timeout_s)
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        self._thread.join(timeout_s)
+        for client in (self.github, self.chat):
+            if client is not None:
+                client.close()
+
+
+def reporter_from_config(config: Config) -> Reporter | None:
+    """A Reporter for the config's ``github:`` and ``chat:`` sections; None when neither is set."""
+    from gitops_agent.github_factory import github_client
+
+    github = github_client(config)
+    chat = None
+    if config.chat is not None:
+        chat = ChatNotifier(
+            slack_webhook_url=read_secret_file(
+                config.chat.slack_webhook_url_file, "chat.slack_webhook_url_file", config
+            ),
+            webhook_url=read_secret_file(config.chat.webhook_url_file, "chat.webhook_url_file", config),
+        )
+    if github is None and chat is None:
+        return None
+    target_url = config.github.target_url if config.github else None
+    return Reporter(github=github, chat=chat, target_url=target_url)
