@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from gitops_agent import __version__
+from gitops_agent import __version__, cli_proposals
 from gitops_agent.config import find_config_path, load_config
 from gitops_agent.core.drift import ObjectDrift
 from gitops_agent.engine import ObjectPlan, SyncResult
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default: server.listen, 0.0.0.0:8080)")
     run.add_argument("--log-format", choices=("json", "text"), help="default: text on a terminal, else JSON lines")
     run.add_argument("--no-leader-election", action="store_true", help="lead without a Lease (one replica, laptops)")
+    cli_proposals.add_parsers(sub, common)
     return parser
 
 
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "drift": _drift,
             "history": _history,
             "run": _run,
+            **cli_proposals.COMMANDS,
         }[args.command]
         return handler(agent, args)
     except GitOpsError as exc:

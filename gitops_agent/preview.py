@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from gitops_agent.adapters.git_workspace import Workspace
 from gitops_agent.config import EnvironmentConfig
+from gitops_agent.core.report import DESCRIPTION_LIMIT, cut
 from gitops_agent.engine import Engine, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject
@@ -28,8 +29,6 @@ from gitops_agent.service import Agent
 MARKER = "<!-- gitops-agent:preview -->"
 #: GitHub refuses an issue comment body longer than this (characters)
 COMMENT_LIMIT = 65_536
-#: GitHub cuts a status description at 140 characters
-DESCRIPTION_LIMIT = 140
 STATUS_CONTEXT = "gitops-agent/preview/{env}"
 
 
@@ -63,9 +62,9 @@ class EnvironmentPreview:
     @property
     def description(self) -> str:
         if self.result is None:
-            return _cut(f"does not render: {self.error}", DESCRIPTION_LIMIT)
+            return cut(f"does not render: {self.error}", DESCRIPTION_LIMIT)
         if not self.result.ok:
-            return _cut(f"plan failed: {self.result.error}", DESCRIPTION_LIMIT)
+            return cut(f"plan failed: {self.result.error}", DESCRIPTION_LIMIT)
         return describe(self.result)
 
 
@@ -227,8 +226,3 @@ def _fence(lines: Sequence[str]) -> str:
     """A code fence longer than any run of backticks in the content, so a diff cannot close it."""
     longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
     return "`" * max(3, longest + 1)
-
-
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

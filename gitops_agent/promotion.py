@@ -219,7 +219,8 @@ def rollback(
     head = agent.target_commit(env)
     workspace = Workspace(agent.source)
     workspace.update()
-    target = workspace.resolve(to)
+    # HEAD (HEAD~2, HEAD^) means the environment's commit, not whatever the clone has checked out.
+    target = workspace.resolve(head + to[4:] if to.startswith("HEAD") else to)
     base = agent.config.branch_of(env)
     if target == head:
         raise SourceError(f"{env.name} is already at {target[:12]} ({base}); nothing to roll back")

@@ -13,11 +13,14 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from gitops_agent.adapters.github import GitHubClient, TokenAuth
 from gitops_agent.config import Config, parse_config
+from tests.doubles.github_server import GitHubServer
 from tests.integration.git_http import GitHTTPServer
 
-#: the token the loopback git server and the GitHub double require; must never show in output
+#: the tokens the loopback git server and the GitHub double require; never to show in any output
 TOKEN = "ghs_promotion-test-token-0123456789"
+GITHUB_TOKEN = "ghp_promotionTestToken0123456789abcdefAB"
 _AUTH = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
 
 
@@ -76,11 +79,16 @@ class Upstream:
         return self.git("rev-parse", f"{rev}:{path}").strip()
 
 
-def agent_config(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: Any) -> Config:
+def agent_config(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> Config:
     """staging and prod of the template, in the test's namespaces, over the loopback remote."""
-    token = tmp_path / "token"
+    return parse_config(agent_config_text(remote, names, tmp_path, github), source="test.yaml")
+
+
+def agent_config_text(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> str:
+    token, github_token = tmp_path / "token", tmp_path / "github-token"
     token.write_text(TOKEN + "\n")
-    text = yaml.safe_dump(
+    github_token.write_text(GITHUB_TOKEN + "\n")
+    return yaml.safe_dump(
         {
             "repo": {
                 "url": f"{remote.url}/config.git",
@@ -93,10 +101,9 @@ def agent_config(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, g
                 {"name": "staging", "path": "environments/staging", "namespace": names["dev"]},
                 {"name": "prod", "path": "environments/prod", "namespace": names["prod"]},
             ],
-            "github": {"repository": "acme/config", "api_url": github.url, "token_file": str(token)},
+            "github": {"repository": "acme/config", "api_url": github.url, "token_file": str(github_token)},
         }
     )
-    return parse_config(text, source="test.yaml")
 
 
 def image_of(api_client: k8s.ApiClient, namespace: str, deployment: str) -> str:
@@ -104,56 +111,32 @@ def image_of(api_client: k8s.ApiClient, namespace: str, deployment: str) -> str:
     return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-class _InMemoryGitHub:
-    """Stand-in for the GitHub client until tests/doubles/github_server.py lands (same calls)."""
-
-    def __init__(self) -> None:
-        self.pulls: list[dict[str, Any]] = []
-        self.statuses: list[dict[str, Any]] = []
-        self.comments: list[dict[str, Any]] = []
-
-    def create_pull_request(self, *, title: str, head: str, base: str, body: str) -> dict[str, Any]:
-        pr = {"number": len(self.pulls) + 1, "title": title, "head": head, "base": base, "body": body,
-              "state": "open", "html_url": f"https://github.invalid/pull/{len(self.pulls) + 1}"}  # fmt: skip
-        self.pulls.append(pr)
-        return pr
-
-    def list_pulls(self, *, head: str | None = None, state: str = "open") -> list[dict[str, Any]]:
-        return [p for p in self.pulls if (head is None or p["head"] == head) and p["state"] == state]
-
-    def create_status(
-        self, sha: str, *, state: str, context: str, description: str, target_url: str | None = None
-    ) -> dict[str, Any]:
-        status = {"sha": sha, "state": state, "context": context, "description": description}
-        self.statuses.append(status)
-        return status
-
-    def list_issue_comments(self, number: int) -> list[dict[str, Any]]:
-        return [c for c in self.comments if c["issue"] == number]
-
-    def create_issue_comment(self, number: int, body: str) -> dict[str, Any]:
-        comment = {"id": 1000 + len(self.comments), "issue": number, "body": body}
-        self.comments.append(comment)
-        return comment
-
-    def update_issue_comment(self, comment_id: int, body: str) -> dict[str, Any]:
-        comment = next(c for c in self.comments if c["id"] == comment_id)
-        comment["body"] = body
-        return comment
-
-
 @dataclass
 class GitHubDouble:
-    client: Any
-    url: str = "https://github.invalid/api"
+    """GitHub's double (held to the OpenAPI description) and our client pointed at it."""
+
+    server: GitHubServer
+    client: GitHubClient
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def pull(self, number: int) -> dict[str, Any]:
-        return next(p for p in self.client.pulls if p["number"] == number)
+        return next(p for p in self.server.pulls if p["number"] == number)
 
     def pulls(self) -> list[dict[str, Any]]:
-        return list(self.client.pulls)
+        return list(self.server.pulls)
 
 
 @contextmanager
 def github_double() -> Iterator[GitHubDouble]:
-    yield GitHubDouble(_InMemoryGitHub())
+    server = GitHubServer(owner="acme", repo="config", token=GITHUB_TOKEN)
+    server.start()
+    client = GitHubClient(server.url, "acme/config", TokenAuth(GITHUB_TOKEN))
+    try:
+        yield GitHubDouble(server, client)
+    finally:
+        client.close()
+        server.stop()
+    assert server.violations == [], server.violations

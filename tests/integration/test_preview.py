@@ -14,10 +14,18 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
+from gitops_agent.cli import main
 from gitops_agent.preview import MARKER, preview_pull_request
 from tests.integration.conftest import AgentFactory
 from tests.integration.git_http import GitHTTPServer, serve_git
-from tests.integration.proposals_support import TOKEN, GitHubDouble, Upstream, agent_config, github_double
+from tests.integration.proposals_support import (
+    TOKEN,
+    GitHubDouble,
+    Upstream,
+    agent_config,
+    agent_config_text,
+    github_double,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,10 +95,10 @@ def test_a_preview_posts_one_status_per_changed_environment_and_one_comment_upda
     assert [(p.environment, p.state, p.description) for p in first.environments] == [
         ("staging", "success", "1 object changes")
     ]
-    assert [(s["sha"], s["context"], s["state"]) for s in github.client.statuses] == [
+    assert [(s["sha"], s["context"], s["state"]) for s in github.server.statuses] == [
         (head, "gitops-agent/preview/staging", "success")
     ]
-    (comment,) = github.client.comments
+    (comment,) = github.server.comments
     assert comment["body"].startswith(MARKER)
     assert f"# configured Deployment/{names['dev']}/web" in comment["body"]
     assert "+        image: ghcr.io/acme/web:1.2.0" in comment["body"]
@@ -108,12 +116,12 @@ def test_a_preview_posts_one_status_per_changed_environment_and_one_comment_upda
 
     second = preview_pull_request(agent, github.client, 7, second_head)
 
-    assert {(s["context"], s["description"]) for s in github.client.statuses if s["sha"] == second_head} == {
+    assert {(s["context"], s["description"]) for s in github.server.statuses if s["sha"] == second_head} == {
         ("gitops-agent/preview/staging", "2 objects change"),
         ("gitops-agent/preview/prod", "1 object changes"),
     }
-    assert len(github.client.comments) == 1 and second.comment_id == first.comment_id
-    body = github.client.comments[0]["body"]
+    assert len(github.server.comments) == 1 and second.comment_id == first.comment_id
+    body = github.server.comments[0]["body"]
     assert f"# created Secret/{names['dev']}/db" in body and f"# configured Deployment/{names['prod']}/web" in body
     assert PASSWORD not in body and TOKEN not in body
     # Nothing was written to the cluster.
@@ -128,6 +136,7 @@ def test_a_stale_head_is_skipped_and_a_pull_request_changing_no_environment_gets
     names: dict[str, str],
     tmp_path: Path,
     agent_factory: AgentFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     agent = agent_factory(agent_config(remote, names, tmp_path, github))
     upstream.git("checkout", "-q", "-b", "feature")
@@ -136,5 +145,8 @@ def test_a_stale_head_is_skipped_and_a_pull_request_changing_no_environment_gets
     head = open_pull_request(remote, upstream, 8)
 
     assert preview_pull_request(agent, github.client, 8, "0" * 40).skipped.startswith("PR #8 moved on to")
-    quiet = preview_pull_request(agent, github.client, 8, head)
-    assert quiet.environments == () and github.client.statuses == [] and github.client.comments == []
+    config = tmp_path / "gitops-agent.yaml"
+    config.write_text(agent_config_text(remote, names, tmp_path, github))
+    assert main(["preview", "--config", str(config), "--pr", "8", "--head", head]) == 0
+    assert capsys.readouterr().out == f"PR #8 @ {head[:12]}: changes no environment\n"
+    assert github.server.statuses == [] and github.server.comments == []

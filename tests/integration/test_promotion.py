@@ -8,6 +8,7 @@ its credentials. Tests that apply to a cluster use the real control plane and ar
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +16,19 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
+from gitops_agent.cli import main
 from gitops_agent.core.ledger import APPLIED, REACHED
 from gitops_agent.promotion import promote, rollback
 from gitops_agent.service import Agent
 from tests.integration.conftest import AgentFactory
 from tests.integration.git_http import GitHTTPServer, serve_git
 from tests.integration.proposals_support import (
+    GITHUB_TOKEN,
     TOKEN,
     GitHubDouble,
     Upstream,
     agent_config,
+    agent_config_text,
     github_double,
     image_of,
 )
@@ -148,6 +152,55 @@ def test_nothing_to_promote_opens_nothing(
         agent.close()
     assert again.promotion is not None and again.promotion.empty and again.pull_request is None
     assert len(github.pulls()) == 1
+
+
+def test_the_cli_prints_the_dry_run_and_opens_the_pull_request_without_showing_a_token(
+    remote: GitHTTPServer,
+    upstream: Upstream,
+    github: GitHubDouble,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "gitops-agent.yaml"
+    config.write_text(agent_config_text(remote, NAMES, tmp_path, github))
+    args = ["promote", "--config", str(config), "--from", "staging", "--to", "prod", "--app", "web"]
+
+    assert main([*args, "--dry-run"]) == 0
+    dry = capsys.readouterr()
+    assert "--- the change on promote/staging-to-prod/" in dry.out and "+    newTag: 1.1.0" in dry.out
+    assert "| `ghcr.io/acme/web` | 1.0.0 | **1.1.0** | — |" in dry.out
+    assert github.pulls() == []
+
+    assert main([*args, "--output", "json"]) == 0
+    done = capsys.readouterr()
+    answer = json.loads(done.out)
+    assert answer["pull_request"] == 1 and answer["url"].endswith("/pull/1")
+    assert answer["images"] == [
+        {"name": "ghcr.io/acme/web", "from": ["ghcr.io/acme/web:1.0.0"], "to": "ghcr.io/acme/web:1.1.0", "digest": ""}
+    ]
+    for secret in (TOKEN, GITHUB_TOKEN):
+        assert secret not in dry.out + dry.err + done.out + done.err
+
+
+def test_a_rollback_restores_only_the_environment_and_says_when_a_shared_base_changed_since(
+    remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, tmp_path: Path
+) -> None:
+    good = upstream.git("rev-parse", "HEAD").strip()
+    upstream.edit("environments/prod/kustomization.yaml", "count: 3", "count: 5")
+    upstream.edit("apps/worker/deployment.yaml", '"orders"', '"orders-v2"')
+    upstream.commit("prod: 5 web replicas; worker reads orders-v2")
+    upstream.push("main")
+    agent = plain_agent(remote, NAMES, tmp_path, github)
+    try:
+        proposal = rollback(agent, github.client, environment="prod", to="HEAD~1", dry_run=True)
+    finally:
+        agent.close()
+    assert proposal.branch == f"rollback/prod/{good[:12]}"
+    assert "-    count: 5\n+    count: 3" in proposal.diff and "apps/worker" not in proposal.diff
+    (note,) = proposal.notes
+    assert note.startswith(f"Files outside environments/prod changed since {good[:12]} (apps/worker/deployment.yaml)")
+    assert note in proposal.body
+    assert github.pulls() == []
 
 
 # --- against the cluster ----------------------------------------------------------------------------
