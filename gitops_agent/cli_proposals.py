@@ -58,7 +58,8 @@ def run_rollback(agent: Agent, args: argparse.Namespace) -> int:
 
 def run_preview(agent: Agent, args: argparse.Namespace) -> int:
     github = require_github(agent.config, "gitops-agent preview posts statuses and a comment on the pull request")
-    result = preview_pull_request(agent, github, args.pr, args.head, base_ref=args.base)
+    target_url = agent.config.github.target_url if agent.config.github else None
+    result = preview_pull_request(agent, github, args.pr, args.head, base_ref=args.base, target_url=target_url)
     if args.output == "json":
         _print_json(preview_json(result))
     else:

@@ -87,11 +87,13 @@ def preview_pull_request(
     *,
     base_ref: str | None = None,
     target_url: str | None = None,
+    fetch: bool = True,
 ) -> PreviewResult:
     """Preview PR ``pr_number`` (the daemon's ``pull_request`` webhook calls this with the head sha
-    and base branch from the payload). Environments that follow another branch than the PR's base
-    are left out: merging the PR does not change them."""
-    error = agent.fetch()
+    and base branch from the payload, and ``fetch=False`` when it keeps the repository fetched).
+    Environments that follow another branch than the PR's base are left out: merging the PR does
+    not change them."""
+    error = agent.fetch() if fetch else None
     if error is not None:
         raise error
     workspace = Workspace(agent.source)
