@@ -22,7 +22,7 @@ from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
 from gitops_agent.core.report import DriftSummary, EnvironmentReport, Phase, commit_status, summary_from_drift
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import ChangeSet, HealthStatus
-from gitops_agent.service import PassResult
+from gitops_agent.service import UP_TO_DATE, PassResult
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +73,34 @@ class Reporter:
         self._wake = threading.Condition()
         self._closed = False
         self._busy = False
+        self._applied: dict[str, EnvironmentReport] = {}  # per environment: the report of its last apply
         self._thread = threading.Thread(target=self._work, name="reporter", daemon=True)
         self._thread.start()
 
     # --- PassListener --------------------------------------------------------------------------
 
     def applying(self, environment: str, commit: str) -> None:
-        report = EnvironmentReport(environment=environment, commit=commit, phase=Phase.APPLYING)
+        report = EnvironmentReport(environment, commit, Phase.APPLYING, target_url=self.target_url)
         self._queue(f"status:{environment}", lambda: self._post_status(report))
 
     def finished(self, result: PassResult) -> None:
         if result.commit:  # a fetch that failed has no commit to put a status on
-            report = environment_report(result, target_url=self.target_url)
+            report = self._continued(environment_report(result, target_url=self.target_url), result)
             self._queue(f"status:{result.environment}", lambda: self._post_status(report))
         if result.ok and self.chat is not None and self.chat.configured:
             summary = summary_from_drift(result.environment, result.commit, result.drift, target_url=self.target_url)
             self._queue(f"chat:{result.environment}", lambda: self._post_chat(summary))
+
+    def _continued(self, report: EnvironmentReport, result: PassResult) -> EnvironmentReport:
+        """Between commits a status keeps saying what the apply did ("3 created; rollout healthy"),
+        with the drift seen since, rather than flipping to a bare "in sync"."""
+        env = result.environment
+        if result.outcome in (APPLIED, REACHED):
+            self._applied[env] = report
+        last = self._applied.get(env)
+        if result.outcome == UP_TO_DATE and last is not None and last.commit == result.commit:
+            return replace(last, drift_expected=report.drift_expected, drift_unexpected=report.drift_unexpected)
+        return report
 
     # --- the worker ----------------------------------------------------------------------------
 
