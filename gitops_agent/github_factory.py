@@ -7,10 +7,8 @@ naming the file (never its content) when it cannot.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
-from gitops_agent.config import Config, GitHubConfig
+from gitops_agent.config import Config, GitHubConfig, read_secret_file
 from gitops_agent.errors import ConfigError
 
 
@@ -18,7 +16,7 @@ def github_client(config: Config) -> GitHubClient | None:
     """The configured repository's client, or None when the config has no ``github:``."""
     if config.github is None:
         return None
-    return GitHubClient(config.github.api_url, config.github.repository, _auth(config.github, config.source))
+    return GitHubClient(config.github.api_url, config.github.repository, _auth(config.github, config))
 
 
 def require_github(config: Config, why: str) -> GitHubClient:
@@ -29,20 +27,11 @@ def require_github(config: Config, why: str) -> GitHubClient:
     return client
 
 
-def _auth(github: GitHubConfig, source: str) -> TokenAuth | AppAuth:
-    if github.token_file:
-        return TokenAuth(_read(github.token_file, "github.token_file", source))
-    if github.app_id and github.installation_id and github.private_key_file:
-        key = _read(github.private_key_file, "github.private_key_file", source)
+def _auth(github: GitHubConfig, config: Config) -> TokenAuth | AppAuth:
+    token = read_secret_file(github.token_file, "github.token_file", config)
+    if token is not None:
+        return TokenAuth(token)
+    key = read_secret_file(github.private_key_file, "github.private_key_file", config)
+    if github.app_id and github.installation_id and key is not None:
         return AppAuth(github.app_id, github.installation_id, key)
-    raise ConfigError(f"{source}: github: set token_file, or app_id + installation_id + private_key_file")
-
-
-def _read(path: str, key: str, source: str) -> str:
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{source}: {key}: cannot read {path}: {exc.strerror}") from None
-    if not text:
-        raise ConfigError(f"{source}: {key}: {path} is empty")
-    return text
+    raise ConfigError(f"{config.source}: github: set token_file, or app_id + installation_id + private_key_file")
