@@ -228,8 +228,9 @@ class ControlPlane:
         time.sleep(down_s)
         self.start_apiserver_again(timeout_s)
 
-    def stop_apiserver(self) -> None:
-        self._kill("kube-apiserver")
+    def stop_apiserver(self, *, abruptly: bool = False) -> None:
+        """SIGTERM lets the API server finish requests in flight; ``abruptly`` (SIGKILL) cuts them."""
+        self._kill("kube-apiserver", signal.SIGKILL if abruptly else signal.SIGTERM)
 
     def start_apiserver_again(self, timeout_s: float = 60.0) -> None:
         self._start("kube-apiserver", self._commands["kube-apiserver"])
@@ -335,12 +336,12 @@ class ControlPlane:
         )
         log.close()
 
-    def _kill(self, name: str) -> None:
+    def _kill(self, name: str, how: signal.Signals = signal.SIGTERM) -> None:
         proc = self.processes.pop(name, None)
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, how)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
