@@ -1,4 +1,5 @@
-"""Helpers for promotion, rollback and preview tests: the people's clone, the agent's config."""
+"""Helpers for promotion, rollback and preview tests: the people's clone, the agent's config, the
+GitHub double (fixtures over them: ``proposals_fixtures``)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,7 @@ on loopback), and the preview plans it against the live environments with server
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +15,18 @@ from kubernetes import client as k8s
 from gitops_agent.cli import main
 from gitops_agent.preview import MARKER, preview_pull_request
 from tests.integration.conftest import AgentFactory
-from tests.integration.git_http import GitHTTPServer, serve_git
+from tests.integration.git_http import GitHTTPServer
 from tests.integration.proposals_support import (
     TOKEN,
     GitHubDouble,
     Upstream,
     agent_config,
     agent_config_text,
-    github_double,
 )
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.proposals_fixtures"]
 
-TEMPLATE = Path(__file__).parent.parent.parent / "config-repo-template"
 PASSWORD = "hunter2-never-in-a-comment"
 SECRET = f"""\
 apiVersion: v1
@@ -39,29 +36,6 @@ metadata:
 stringData:
   password: {PASSWORD}
 """
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[GitHTTPServer]:
-    with serve_git(tmp_path / "served", TOKEN) as server:
-        server.bare("config.git")
-        yield server
-
-
-@pytest.fixture
-def upstream(remote: GitHTTPServer, tmp_path: Path) -> Upstream:
-    up = Upstream.create(tmp_path / "upstream", f"{remote.url}/config.git")
-    for item in ("apps", "environments"):
-        shutil.copytree(TEMPLATE / item, up.root / item)
-    up.commit("Config repository from the template")
-    up.push("main")
-    return up
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubDouble]:
-    with github_double() as double:
-        yield double
 
 
 def open_pull_request(remote: GitHTTPServer, up: Upstream, number: int) -> str:

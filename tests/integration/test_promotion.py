@@ -9,8 +9,6 @@ its credentials. Tests that apply to a cluster use the real control plane and ar
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from gitops_agent.core.ledger import APPLIED, REACHED
 from gitops_agent.promotion import promote, rollback
 from gitops_agent.service import Agent
 from tests.integration.conftest import AgentFactory
-from tests.integration.git_http import GitHTTPServer, serve_git
+from tests.integration.git_http import GitHTTPServer
 from tests.integration.proposals_support import (
     GITHUB_TOKEN,
     TOKEN,
@@ -29,36 +27,10 @@ from tests.integration.proposals_support import (
     Upstream,
     agent_config,
     agent_config_text,
-    github_double,
     image_of,
 )
 
-TEMPLATE = Path(__file__).parent.parent.parent / "config-repo-template"
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[GitHTTPServer]:
-    with serve_git(tmp_path / "served", TOKEN) as server:
-        server.bare("config.git")
-        yield server
-
-
-@pytest.fixture
-def upstream(remote: GitHTTPServer, tmp_path: Path) -> Upstream:
-    """The people's side: a clone of the remote holding the template, staging one release ahead."""
-    up = Upstream.create(tmp_path / "upstream", f"{remote.url}/config.git")
-    for item in ("apps", "environments", "gitops-agent.yaml"):
-        src = TEMPLATE / item
-        shutil.copytree(src, up.root / item) if src.is_dir() else shutil.copy(src, up.root / item)
-    up.commit("Config repository from the template")
-    up.push("main")
-    return up
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubDouble]:
-    with github_double() as double:
-        yield double
+pytest_plugins = ["tests.integration.proposals_fixtures"]
 
 
 def plain_agent(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> Agent:
