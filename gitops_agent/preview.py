@@ -24,7 +24,7 @@ from gitops_agent.core.report import DESCRIPTION_LIMIT, cut
 from gitops_agent.engine import Engine, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject
-from gitops_agent.service import Agent
+from gitops_agent.service import Agent, same_snapshot
 
 MARKER = "<!-- gitops-agent:preview -->"
 #: GitHub refuses an issue comment body longer than this (characters)
@@ -122,14 +122,10 @@ def _preview(agent: Agent, env: EnvironmentConfig, base: str, head: str) -> Envi
         before: Sequence[DesiredObject] | None = agent.snapshot(env, base)
     except GitOpsError:
         before = None  # broken at the base: whatever the head renders is a change
-    if before is not None and _same(before, after):
+    if before is not None and same_snapshot(before, after):
         return None
     result = Engine(agent.kube(env)).sync(after, commit=head, options=agent.options(env), dry_run=True)
     return EnvironmentPreview(env.name, result)
-
-
-def _same(a: Sequence[DesiredObject], b: Sequence[DesiredObject]) -> bool:
-    return [(o.key, o.manifest) for o in a] == [(o.key, o.manifest) for o in b]
 
 
 def _upsert_comment(github: PreviewGitHub, number: int, body: str | None) -> tuple[int | None, str]:

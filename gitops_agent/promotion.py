@@ -34,7 +34,7 @@ from gitops_agent.core.render import KUSTOMIZATION_NAMES, is_manifest_path
 from gitops_agent.core.yaml_edit import set_fields, set_kustomize_images, set_workload_images
 from gitops_agent.engine import Engine, SyncResult
 from gitops_agent.errors import ConfigError, RenderError, SourceError
-from gitops_agent.service import Agent
+from gitops_agent.service import Agent, same_snapshot
 
 #: GitHub refuses longer pull request titles
 TITLE_LIMIT = 256
@@ -294,8 +294,7 @@ def _rollback_notes(
         return [] if diff else [f"{env.path} is already as it was at {target[:12]}."]
     restored = render_environment(workspace.root, env.path, kustomize=KustomizeRunner(agent.config.agent.kustomize))
     wanted = agent.snapshot(env, target)
-    same = [(o.key, o.manifest) for o in restored] == [(o.key, o.manifest) for o in wanted]
-    if same:
+    if same_snapshot(restored, wanted):
         return []
     shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
     return [

@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -290,8 +290,7 @@ class Agent:
             then = self.snapshot(env, hold.rolled_back_from)
         except GitOpsError:
             return head  # that commit is gone (force-pushed away): the intent changed
-        same = [(o.key, o.manifest) for o in now] == [(o.key, o.manifest) for o in then]
-        return hold.commit if same else head
+        return hold.commit if same_snapshot(now, then) else head
 
     def _repair(
         self,
@@ -397,6 +396,12 @@ class Agent:
             )
         except GitOpsError as exc:
             return EnvironmentStatus(env.name, target, applied, 0, False, f"error: {exc.reason}", error=str(exc))
+
+
+def same_snapshot(a: Sequence[DesiredObject], b: Sequence[DesiredObject]) -> bool:
+    """Do two renders hold the same objects with the same manifests? (DesiredObject's own equality
+    looks at keys and sources only.)"""
+    return [(o.key, o.manifest) for o in a] == [(o.key, o.manifest) for o in b]
 
 
 def _from_sync(result: SyncResult, outcome: str) -> PassResult:
