@@ -232,11 +232,12 @@ def rollback(
     diff = workspace.stage([env.path])
     notes = _rollback_notes(agent, env, workspace, target, head, diff)
     undone = workspace.log(target, head, [env.path], limit=COMMITS_SHOWN)
+    # --now: the older snapshot goes to the cluster before the pull request says it did.
+    applied = apply_rollback(agent, env, target=target, head=head, dry_run=dry_run) if now else None
+    held = applied is not None and applied.ok and not dry_run
     title = _title(f"Roll back {env.name} to {target[:12]}")
-    body = rollback_body(env, target=target, head=head, undone=undone, notes=notes, now=now)
-    proposal = Proposal(branch, base, title, body, diff, dry_run, notes=tuple(notes))
-    if now:
-        proposal = replace(proposal, applied=apply_rollback(agent, env, target=target, head=head, dry_run=dry_run))
+    body = rollback_body(env, target=target, head=head, undone=undone, notes=notes, now=held)
+    proposal = Proposal(branch, base, title, body, diff, dry_run, notes=tuple(notes), applied=applied)
     if dry_run or not diff:
         return proposal
     message = f"{title}\n\nRestores {env.path} as it was at {target}.\n"

@@ -233,7 +233,8 @@ def test_rollback_now_restores_the_older_tree_by_pr_and_holds_the_environment_un
         "environments/prod/kustomization.yaml"
     ]
     assert github.pull(proposal.pull_request or 0)["base"] == "main"
-    assert f"`{bad[:12]}` prod: web 9.9.9-bad" in github.pull(proposal.pull_request or 0)["body"]
+    body = github.pull(proposal.pull_request or 0)["body"]
+    assert f"`{bad[:12]}` prod: web 9.9.9-bad" in body and "holds it there until this pull request merges" in body
 
     # The next pass does not roll forward again; status and history say why.
     assert agent.sync_all("prod")[0].commit == good
