@@ -108,7 +108,7 @@ def preview_pull_request(
     for p in previews:
         context = STATUS_CONTEXT.format(env=p.environment)
         github.create_status(head, state=p.state, context=context, description=p.description, target_url=target_url)
-    comment_id, body = _upsert_comment(github, pr_number, render_comment(pr_number, head, previews))
+    comment_id, body = _upsert_comment(github, pr_number, render_comment(head, previews))
     return PreviewResult(pr_number, head, base, previews, comment_id, body)
 
 
@@ -159,7 +159,7 @@ def render_comment_nothing() -> str:
     return f"{MARKER}\n### gitops-agent preview\n\nThis pull request no longer changes any environment.\n"
 
 
-def render_comment(number: int, head: str, previews: Sequence[EnvironmentPreview]) -> str | None:
+def render_comment(head: str, previews: Sequence[EnvironmentPreview]) -> str | None:
     """The one preview comment: a summary per environment, then the diffs, cut to fit GitHub's limit."""
     if not previews:
         return None

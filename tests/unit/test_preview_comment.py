@@ -49,7 +49,7 @@ def test_the_comment_carries_the_marker_a_summary_and_masked_secret_diffs() -> N
     secret = ObjectPlan(
         key("db", "Secret"), Action.CONFIGURED, ("/data/password",), unified_diff("Secret/shop/db", before, after)
     )
-    body = render_comment(7, "f" * 40, [EnvironmentPreview("prod", result(secret))])
+    body = render_comment("f" * 40, [EnvironmentPreview("prod", result(secret))])
     assert body is not None
     assert body.startswith(MARKER)
     assert "| prod | 1 object changes |" in body
@@ -58,13 +58,13 @@ def test_the_comment_carries_the_marker_a_summary_and_masked_secret_diffs() -> N
 
 
 def test_nothing_changed_means_no_comment() -> None:
-    assert render_comment(7, "f" * 40, []) is None
+    assert render_comment("f" * 40, []) is None
 
 
 def test_a_huge_diff_is_cut_under_the_limit_with_fences_closed_and_a_note() -> None:
     big = "".join(f"+  line-{i}: {'x' * 80}\n" for i in range(5_000))
     previews = [EnvironmentPreview(env, result(configured("a", big))) for env in ("dev", "staging", "prod")]
-    body = render_comment(7, "f" * 40, previews)
+    body = render_comment("f" * 40, previews)
     assert body is not None
     assert len(body) <= COMMENT_LIMIT
     assert body.count("```diff") == 3 and body.count("\n```\n</details>") == 3
@@ -74,5 +74,5 @@ def test_a_huge_diff_is_cut_under_the_limit_with_fences_closed_and_a_note() -> N
 
 
 def test_backticks_in_a_diff_cannot_close_the_fence() -> None:
-    body = render_comment(7, "f" * 40, [EnvironmentPreview("dev", result(configured("a", "+ note: ```\n")))])
+    body = render_comment("f" * 40, [EnvironmentPreview("dev", result(configured("a", "+ note: ```\n")))])
     assert body is not None and "````diff" in body
