@@ -27,9 +27,7 @@ DESIRED: dict[str, Any] = {
         "selector": {"matchLabels": {"app": "api"}},
         "template": {
             "metadata": {"labels": {"app": "api"}},
-            "spec": {
-                "containers": [{"name": "app", "image": "api:1.0", "resources": {"limits": {"cpu": "1"}}}]
-            },
+            "spec": {"containers": [{"name": "app", "image": "api:1.0", "resources": {"limits": {"cpu": "1"}}}]},
         },
     },
 }
