@@ -1,0 +1,103 @@
+"""Following a rollout: after an apply, watch the changed objects until they are all Current, one
+is Failed, or time runs out. "Applied" is not "working".
+
+The loop is the imperative shell around ``core.health.assess``; reading the cluster goes through
+``LiveReader`` (the engine implements it), the clock and sleep are injected so the loop is tested
+without waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gitops_agent.core.health import aggregate, assess, explain_deployment
+from gitops_agent.model import Health, HealthStatus, KubeObject, ObjectHealth, ObjectKey
+
+DEFAULT_PROGRESS_DEADLINE_S = 600.0
+#: after the longest progress deadline, the controller needs a moment to set the condition
+DEADLINE_MARGIN_S = 30.0
+
+
+class LiveReader(Protocol):
+    def get(self, key: ObjectKey) -> KubeObject | None: ...
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]: ...
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    status: HealthStatus
+    objects: tuple[ObjectHealth, ...]
+    message: str
+    elapsed_s: float
+
+    @property
+    def health(self) -> Health:
+        return Health(self.status, self.message)
+
+
+def default_timeout(manifests: Iterable[KubeObject]) -> float:
+    """The longest ``progressDeadlineSeconds`` among the Deployments (600 s when unset), plus a
+    margin: by then Kubernetes itself has said whether the rollout failed."""
+    deadlines = [
+        float((m.get("spec") or {}).get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_S))
+        for m in manifests
+        if m.get("kind") == "Deployment"
+    ]
+    return max(deadlines, default=DEFAULT_PROGRESS_DEADLINE_S) + DEADLINE_MARGIN_S
+
+
+def health_of(keys: Sequence[ObjectKey], reader: LiveReader) -> tuple[ObjectHealth, ...]:
+    """Each object's health now; a failing Deployment's message names its pods' reason."""
+    out = []
+    for key in keys:
+        obj = reader.get(key)
+        if obj is None:
+            out.append(ObjectHealth(key, HealthStatus.UNKNOWN, "not found"))
+            continue
+        health = assess(obj)
+        message = health.message
+        if key.kind == "Deployment" and health.status is not HealthStatus.CURRENT:
+            message = f"{explain_deployment(obj, _pods_of(obj, key, reader))} ({health.message})"
+        out.append(ObjectHealth(key, health.status, message))
+    return tuple(out)
+
+
+def _pods_of(deployment: KubeObject, key: ObjectKey, reader: LiveReader) -> list[KubeObject]:
+    selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return reader.list_pods(key.namespace, dict(selector)) if selector else []
+
+
+def follow(
+    keys: Sequence[ObjectKey],
+    reader: LiveReader,
+    *,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RolloutResult:
+    """Poll until every object is Current, one is Failed, or ``timeout_s`` passes."""
+    started = clock()
+    while True:
+        objects = health_of(keys, reader)
+        status = aggregate(o.status for o in objects)
+        elapsed = clock() - started
+        if status in (HealthStatus.CURRENT, HealthStatus.FAILED):
+            return RolloutResult(status, objects, summarize(objects, status), elapsed)
+        if elapsed >= timeout_s:
+            stuck = [o for o in objects if o.status is not HealthStatus.CURRENT]
+            message = f"timed out after {timeout_s:.0f}s: " + "; ".join(f"{o.key}: {o.message}" for o in stuck)
+            return RolloutResult(HealthStatus.FAILED, objects, message, elapsed)
+        sleep(poll_s)
+
+
+def summarize(objects: Sequence[ObjectHealth], status: HealthStatus) -> str:
+    """One line: "healthy (5 objects)", or what the worst objects say."""
+    if status is HealthStatus.CURRENT:
+        return f"healthy ({len(objects)} object{'s' if len(objects) != 1 else ''})"
+    worst = [o for o in objects if o.status is status]
+    return "; ".join(f"{o.message}" if o.key.kind == "Deployment" else f"{o.key}: {o.message}" for o in worst[:3])
