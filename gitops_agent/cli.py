@@ -20,9 +20,10 @@ from typing import Any
 from gitops_agent import __version__, cli_proposals
 from gitops_agent.config import find_config_path, load_config
 from gitops_agent.core.drift import ObjectDrift
+from gitops_agent.core.health import aggregate
 from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import Action, ObjectKey
+from gitops_agent.model import Action, HealthStatus, ObjectKey
 from gitops_agent.reporting import reporter_from_config
 from gitops_agent.service import Agent, EnvironmentStatus, HistoryEntry, PassResult
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--env", help="only this environment (also applies a 'manual' environment's new commit)")
     sync.add_argument("--dry-run", action="store_true", help="plan and validate with the server; write nothing")
     sync.add_argument("--force", action="store_true", help="re-apply the commit even if it was applied before")
+    sync.add_argument("--no-wait", action="store_true", help="don't follow the rollout after applying")
+
+    health = sub.add_parser("health", parents=[common], help="every object of an environment with its health")
+    health.add_argument("--env", required=True)
 
     history = sub.add_parser(
         "history", parents=[common], help="commits applied to an environment, and what each rolled forward"
@@ -88,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "drift": _drift,
             "history": _history,
             "run": _run,
+            "health": _health,
             **cli_proposals.COMMANDS,
         }[args.command]
         return handler(agent, args)
@@ -122,7 +128,23 @@ def _run(agent: Agent, args: argparse.Namespace) -> int:
             reporter.close()
 
 
+def _health(agent: Agent, args: argparse.Namespace) -> int:
+    commit, objects = agent.health(args.env)
+    overall = aggregate(o.status for o in objects)
+    if args.output == "json":
+        rows = [{**_key_json(o.key), "status": o.status.value, "message": o.message} for o in objects]
+        _print_json({"environment": args.env, "commit": commit, "status": overall.value, "objects": rows})
+    elif not commit:
+        print(f"{args.env}: nothing applied yet")
+    else:
+        print(f"{args.env} @ {commit[:12]}: {overall.value}")
+        for o in objects:
+            print(f"  {o.status.value:<10} {o.key}: {o.message}")
+    return EXIT_OK if overall is HealthStatus.CURRENT else EXIT_CHANGES
+
+
 def _sync(agent: Agent, args: argparse.Namespace) -> int:
+    agent.follow_rollouts = not args.no_wait
     reporter = None if args.dry_run else reporter_from_config(agent.config)
     if reporter is not None:
         agent.listeners.append(reporter)
@@ -242,6 +264,7 @@ def pass_json(r: PassResult, *, with_diff: bool = False) -> dict[str, Any]:
         "sync": sync_json(r.sync, with_diff=with_diff) if r.sync else None,
         "repaired": sync_json(r.repaired, with_diff=with_diff) if r.repaired else None,
         "drift": [_object_drift_json(d) for d in r.drift],
+        "health": {"status": r.health.status.value, "message": r.health.message} if r.health else None,
     }
 
 
@@ -307,6 +330,8 @@ def format_pass(r: PassResult) -> str:
             for o in result.objects
             if o.action is not Action.UNCHANGED
         ]
+    if r.health is not None:
+        lines.append(f"  rollout: {r.health.status.value}: {r.health.message}")
     if r.drift:
         unexpected = len(r.unexpected_drift)
         lines.append(f"  drift: {unexpected} unexpected, {len(r.drift) - unexpected} expected (gitops-agent drift)")
@@ -339,7 +364,7 @@ def _short(value: Any) -> str:
 
 
 def format_status(rows: list[EnvironmentStatus]) -> str:
-    header = ("ENVIRONMENT", "TARGET", "APPLIED", "OBJECTS", "IN SYNC", "DRIFT", "LAST RESULT")
+    header = ("ENVIRONMENT", "TARGET", "APPLIED", "OBJECTS", "IN SYNC", "HEALTH", "DRIFT", "LAST RESULT")
     table = [header] + [
         (
             r.environment,
@@ -347,6 +372,7 @@ def format_status(rows: list[EnvironmentStatus]) -> str:
             r.applied_commit[:12] or "-",
             str(r.objects),
             "yes" if r.in_sync else "no",
+            r.health or "-",
             f"{r.drift_unexpected} unexpected, {r.drift_expected} expected",
             r.last_result,
         )

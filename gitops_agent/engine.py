@@ -113,6 +113,15 @@ class SyncResult:
         return not self.dry_run and self.has_changes
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A snapshot's objects as applied, next to what the cluster has now."""
+
+    applied: tuple[tuple[ObjectKey, KubeObject], ...]
+    live: dict[ObjectKey, KubeObject]
+    extra: tuple[KubeObject, ...]  # carrying the environment's label, not in the snapshot
+
+
 @dataclass
 class _Work:
     """Mutable state of one pass; never leaves this module."""
@@ -437,12 +446,24 @@ class Engine:
         cm = ledger_configmap(o.environment, o.agent_namespace, ledger)
         self.kube.apply(cm, self._info("", "ConfigMap"), field_manager=o.field_manager)
 
+    def prepared(self, objects: Iterable[DesiredObject], o: EngineOptions) -> tuple[PreparedObject, ...]:
+        """The snapshot as the engine applies it (namespaces defaulted, labelled), without the
+        objects the agent adds on its own."""
+        return tuple(p for p in self._prepare(tuple(objects), o) if p.inventoried)
+
+    def observe(self, objects: Iterable[DesiredObject], o: EngineOptions) -> Observation:
+        """The snapshot's live objects, one labelled list per kind (see ``_read_labelled``)."""
+        applied = tuple((p.key, p.manifest) for p in self.prepared(objects, o))
+        live, extra = self._read_labelled(list(applied), o.environment)
+        return Observation(applied, live, tuple(extra))
+
     def drift(self, objects: Iterable[DesiredObject], o: EngineOptions) -> tuple[ObjectDrift, ...]:
-        """How the live objects moved away from this (applied) snapshot: one list per kind."""
-        prepared = self._prepare(tuple(objects), o)
-        applied = [(p.key, p.manifest) for p in prepared if p.inventoried]
-        live, extra = self._read_labelled(applied, o.environment)
-        return detect_drift(applied, live, policy=o.policy, extra=extra)
+        """How the live objects moved away from this (applied) snapshot."""
+        return self.drift_in(self.observe(objects, o), o)
+
+    @staticmethod
+    def drift_in(seen: Observation, o: EngineOptions) -> tuple[ObjectDrift, ...]:
+        return detect_drift(seen.applied, seen.live, policy=o.policy, extra=seen.extra)
 
     def _read_labelled(
         self, applied: list[tuple[ObjectKey, KubeObject]], environment: str

@@ -9,7 +9,7 @@ without waiting.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,20 @@ class LiveReader(Protocol):
     def get(self, key: ObjectKey) -> KubeObject | None: ...
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]: ...
+
+
+class LiveView:
+    """A LiveReader over objects already read (one list per kind), so health for ``status`` costs
+    no request per object; pods are still read on demand, for a failing Deployment only."""
+
+    def __init__(self, live: Mapping[ObjectKey, KubeObject], reader: LiveReader) -> None:
+        self._live, self._reader = live, reader
+
+    def get(self, key: ObjectKey) -> KubeObject | None:
+        return self._live.get(key)
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
+        return self._reader.list_pods(namespace, selector)
 
 
 @dataclass(frozen=True)

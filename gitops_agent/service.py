@@ -25,11 +25,13 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.adapters.renderer import KustomizeRunner, render_environment
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import EXTRA, DriftPolicy, ObjectDrift
+from gitops_agent.core.health import aggregate
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEntry
 from gitops_agent.core.render import validate_objects
 from gitops_agent.engine import Engine, EngineOptions, SyncResult
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import DesiredObject, Health, ObjectKey
+from gitops_agent.model import Action, DesiredObject, Health, ObjectHealth, ObjectKey
+from gitops_agent.rollout import LiveView, default_timeout, follow, health_of
 
 log = logging.getLogger(__name__)
 SNAPSHOTS_KEPT_PER_ENVIRONMENT = 3
@@ -91,6 +93,7 @@ class EnvironmentStatus:
     last_result: str
     drift_expected: int = 0
     drift_unexpected: int = 0
+    health: str = ""  # Current | InProgress | Failed | Unknown: the worst of its objects
     error: str = ""
 
 
@@ -117,6 +120,9 @@ class Agent:
         self._snapshots: OrderedDict[tuple[str, str], tuple[DesiredObject, ...]] = OrderedDict()
         self._snapshots_lock = threading.Lock()
         self.listeners: list[PassListener] = []
+        #: after an apply, follow the rollout to the end (``sync --no-wait`` turns it off)
+        self.follow_rollouts = True
+        self.poll_s = 2.0
 
     # --- adapters, made once ------------------------------------------------------------------
 
@@ -265,6 +271,8 @@ class Agent:
             if not result.ok:
                 return _from_sync(result, FAILED)
             outcome = _from_sync(result, APPLIED if result.wrote else REACHED)
+            # "Applied" is not "working": follow what changed until it is healthy, failed or late.
+            outcome = replace(outcome, health=self._follow(env, engine, objects, result))
         else:
             outcome = PassResult(env.name, commit, UP_TO_DATE)
         # Between commits: explain drift, and repair it only where the policy says so.
@@ -291,6 +299,29 @@ class Agent:
         except GitOpsError:
             return head  # that commit is gone (force-pushed away): the intent changed
         return hold.commit if same_snapshot(now, then) else head
+
+    def _follow(
+        self, env: EnvironmentConfig, engine: Engine, objects: tuple[DesiredObject, ...], result: SyncResult
+    ) -> Health | None:
+        changed = [o.key for o in result.objects if o.action in (Action.CREATED, Action.CONFIGURED)]
+        if not changed or not self.follow_rollouts:
+            return None
+        timeout = env.health_timeout_s or default_timeout(o.manifest for o in objects)
+        return follow(changed, engine, timeout_s=timeout, poll_s=self.poll_s).health
+
+    def health(self, name: str) -> tuple[str, list[ObjectHealth]]:
+        """Every object of the environment's applied snapshot, with its health now."""
+        env = self.config.environment(name)
+        error = self.fetch()
+        if error is not None:
+            raise error
+        engine = Engine(self.kube(env))
+        options = self.options(env)
+        last = engine.read_ledger(options).last_success()
+        if last is None:
+            return "", []
+        seen = engine.observe(self.snapshot(env, last.commit), options)
+        return last.commit, list(health_of([key for key, _ in seen.applied], LiveView(seen.live, engine)))
 
     def _repair(
         self,
@@ -380,7 +411,9 @@ class Agent:
             last = ledger.last_success()
             applied = last.commit if last else ""
             objects = self.snapshot(env, applied) if applied else ()
-            drift = engine.drift(objects, options) if applied else ()
+            seen = engine.observe(objects, options)
+            drift = engine.drift_in(seen, options)
+            health = health_of([key for key, _ in seen.applied], LiveView(seen.live, engine))
             latest = ledger.entries[-1] if ledger.entries else None
             held = self.held_commit(env, ledger, target)
             rolled_back = f" (rolled back to {held[:12]} until the rollback PR merges)" if held != target else ""
@@ -393,6 +426,7 @@ class Agent:
                 last_result=(f"{latest.result}: {latest.summary}" if latest else "never applied") + rolled_back,
                 drift_expected=sum(1 for d in drift if d.expected),
                 drift_unexpected=sum(1 for d in drift if not d.expected),
+                health=aggregate(o.status for o in health).value if applied else "",
             )
         except GitOpsError as exc:
             return EnvironmentStatus(env.name, target, applied, 0, False, f"error: {exc.reason}", error=str(exc))

@@ -1,0 +1,77 @@
+"""The rollout follower's loop, with objects captured from the control plane served from memory
+and a fake clock: no cluster and no waiting needed for the loop itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
+from gitops_agent.rollout import default_timeout, follow
+
+LIVE = Path(__file__).parent.parent / "fixtures" / "live"
+
+
+def live(name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load((LIVE / f"{name}.yaml").read_text())
+    return obj
+
+
+class Frames:
+    """Each poll reads the next frame (the last one repeats); time advances 1 s per sleep."""
+
+    def __init__(self, *frames: dict[ObjectKey, KubeObject]) -> None:
+        self.frames, self.polls, self.now = list(frames), 0, 0.0
+
+    def get(self, key: ObjectKey) -> KubeObject | None:
+        return self.frames[min(self.polls, len(self.frames) - 1)].get(key)
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
+        return [live("pod-crashloop")] if selector.get("app") == "crash" else [live("pod-ready")]
+
+    def sleep(self, seconds: float) -> None:
+        self.polls += 1
+        self.now += seconds
+
+
+WEB = ObjectKey.of(live("deployment-available"))
+CRASH = ObjectKey.of(live("deployment-deadline-exceeded"))
+
+
+def run(frames: Frames, keys: list[ObjectKey], timeout: float = 10) -> Any:
+    return follow(keys, frames, timeout_s=timeout, poll_s=1.0, clock=lambda: frames.now, sleep=frames.sleep)
+
+
+def test_in_progress_then_current() -> None:
+    frames = Frames({WEB: live("deployment-rolling")}, {WEB: live("deployment-available")})
+    result = run(frames, [WEB])
+    assert (result.status, frames.polls) == (HealthStatus.CURRENT, 1)
+    assert result.message == "healthy (1 object)"
+
+
+def test_a_failure_ends_the_wait_early_and_names_the_pod_reason() -> None:
+    frames = Frames({WEB: live("deployment-rolling"), CRASH: live("deployment-deadline-exceeded")})
+    result = run(frames, [WEB, CRASH])
+    assert result.status is HealthStatus.FAILED and frames.polls == 0
+    assert "crash: 0/2 ready, CrashLoopBackOff in container app" in result.message
+
+
+def test_a_timeout_names_what_is_still_in_progress() -> None:
+    frames = Frames({WEB: live("deployment-available"), CRASH: live("deployment-progressing")})
+    result = run(frames, [WEB, CRASH], timeout=5)
+    assert result.status is HealthStatus.FAILED
+    assert result.message.startswith("timed out after 5s: Deployment/capture/crash: crash: 0/2 ready")
+    assert "Deployment/capture/web" not in result.message
+
+
+def test_a_missing_object_is_unknown_until_the_timeout() -> None:
+    result = run(Frames({}), [WEB], timeout=2)
+    assert result.status is HealthStatus.FAILED and "not found" in result.message
+
+
+def test_default_timeout_follows_the_longest_progress_deadline() -> None:
+    slow = {"kind": "Deployment", "spec": {"progressDeadlineSeconds": 900}}
+    assert default_timeout([{"kind": "Deployment", "spec": {}}, slow, {"kind": "ConfigMap"}]) == 930
+    assert default_timeout([]) == 630
