@@ -117,12 +117,23 @@ def _write_stats(agent: Agent) -> None:
 
 
 def _run(agent: Agent, args: argparse.Namespace) -> int:
-    from gitops_agent.runner import RunOptions, run  # the daemon's imports are not needed by one-shot commands
+    # the daemon's imports are not needed by one-shot commands
+    from gitops_agent.github_factory import github_client
+    from gitops_agent.preview import preview_pull_request
+    from gitops_agent.runner import RunOptions, run
 
     options = RunOptions(args.listen, args.log_format, not args.no_leader_election, args.kubeconfig)
     reporter = reporter_from_config(agent.config)
+    github = github_client(agent.config)
+    previewer = None
+    if github is not None:
+        target_url = agent.config.github.target_url if agent.config.github else None
+
+        def previewer(number: int, head_sha: str, base_ref: str) -> object:
+            return preview_pull_request(agent, github, number, head_sha, base_ref=base_ref, target_url=target_url)
+
     try:
-        return run(agent, options, reporters=lambda metrics: [reporter] if reporter else [])
+        return run(agent, options, reporters=lambda metrics: [reporter] if reporter else [], previewer=previewer)
     finally:
         if reporter is not None:
             reporter.close()

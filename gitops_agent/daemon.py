@@ -174,6 +174,10 @@ class Daemon:
         self._probe_lock = threading.Lock()
         #: a follower's way to hand a push to the leader (``LeaderElector.relay_push``); True when told
         self.relay: Callable[[str], bool] | None = None
+        #: previews a pull request (number, head sha, base branch); None when GitHub is not configured
+        self.previewer: Callable[[int, str, str], object] | None = None
+        self._previews: dict[int, tuple[str, str]] = {}  # latest head per PR, waiting for the worker
+        self._preview_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
         self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
@@ -220,6 +224,7 @@ class Daemon:
         with contextlib.suppress(SchedulerNotRunningError):  # never started
             self._scheduler.shutdown(wait=False)
         self._pool.shutdown(wait=False, cancel_futures=True)  # passes queued but not started never start
+        self._preview_pool.shutdown(wait=False, cancel_futures=True)
         timeout = self.options.shutdown_timeout_s if timeout_s is None else timeout_s
         with self._cond:
             idle = self._cond.wait_for(lambda: not self._running(), timeout)
@@ -245,6 +250,28 @@ class Daemon:
         self._fetch.invalidated = self._clock()  # a plain store: never waits for a fetch in flight
         self.trigger(names, urgent=True)
         return PushOutcome(names)
+
+    def preview(self, number: int, head_sha: str, base_ref: str) -> bool:
+        """Queue a preview of a pull request; pushes to the same PR while one waits replace it (the
+        newest head is the only one worth showing). Any replica may preview: it only reads the
+        cluster and writes to GitHub. False when previews are not configured."""
+        if self.previewer is None or self._stopping:
+            return False
+        with self._cond:
+            waiting = number in self._previews
+            self._previews[number] = (head_sha, base_ref)
+        if not waiting:
+            self._preview_pool.submit(self._run_preview, number)
+        return True
+
+    def _run_preview(self, number: int) -> None:
+        with self._cond:
+            head_sha, base_ref = self._previews.pop(number)
+        try:
+            assert self.previewer is not None
+            self.previewer(number, head_sha, base_ref)
+        except Exception:  # a preview never takes the daemon down
+            log.exception("preview of pull request #%d at %s failed", number, head_sha[:12])
 
     def trigger(self, names: Iterable[str], *, urgent: bool = True) -> None:
         """A pass of each environment now; one already running gets one more after it (``urgent``)."""

@@ -44,7 +44,13 @@ class RunOptions:
 Reporters = Callable[[Metrics], Sequence[PassListener]]
 
 
-def run(agent: Agent, options: RunOptions, *, reporters: Reporters = lambda metrics: ()) -> int:
+def run(
+    agent: Agent,
+    options: RunOptions,
+    *,
+    reporters: Reporters = lambda metrics: (),
+    previewer: Callable[[int, str, str], object] | None = None,
+) -> int:
     """Runs until SIGTERM or SIGINT; returns the exit code (0 after a graceful stop). Everything
     that can fail on bad input (webhook secret, listen address, credentials) fails before anything
     starts."""
@@ -62,6 +68,7 @@ def run(agent: Agent, options: RunOptions, *, reporters: Reporters = lambda metr
         probe=cluster_probe(agent.kube, config),
         listeners=reporters(metrics),
     )
+    daemon.previewer = previewer  # pull_request webhooks: (number, head sha, base branch)
     elector = _elector(daemon, options, identity, config.agent.namespace, config.agent.field_manager)
     server = AgentServer(parse_listen(options.listen or config.server.listen), daemon, webhook_secret=secret)
     stop = _stop_on_signals()

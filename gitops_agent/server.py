@@ -4,7 +4,8 @@ The standard library's ``ThreadingHTTPServer``: five routes, no framework, no de
 up to date, and a request that blocks (a slow scrape) never blocks another. Nothing here runs a
 pass: a webhook only asks the daemon for one, which coalesces a flood of pushes.
 
-    POST /webhooks/github   push → fetch and pass the environments following the pushed branch
+    POST /webhooks/github   push → fetch and pass the environments following the pushed branch;
+                            pull_request (opened, synchronize, …) → preview the PR head
     GET  /healthz           the process is alive
     GET  /readyz            config loaded, repo fetched once, clusters reachable (503 with reasons)
     GET  /metrics           Prometheus text
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.core.webhook import parse_push, verify_signature
+from gitops_agent.core.webhook import PREVIEW_ACTIONS, parse_pull_request, parse_push, verify_signature
 from gitops_agent.daemon import Daemon, DaemonStatus, EnvironmentView, summarize
 from gitops_agent.errors import ConfigError
 from gitops_agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -137,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("webhook %s refused: missing or wrong X-Hub-Signature-256", delivery)
             return self._json(HTTPStatus.UNAUTHORIZED, {"error": "missing or invalid X-Hub-Signature-256"})
         event = self.headers.get("X-GitHub-Event", "")
+        if event == "pull_request":
+            return self._pull_request(body, delivery)
         if event != "push":
             return self._json(HTTPStatus.ACCEPTED, {"event": event, "ignored": True})
         push = parse_push(body)
@@ -149,6 +152,18 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("webhook %s: push to %s triggers %s%s", delivery, push.ref, names, via)
         answer = {"event": "push", "ref": push.ref, "environments": list(outcome.environments)}
         self._json(HTTPStatus.ACCEPTED, {**answer, "leader": daemon.leading, "relayed": outcome.relayed})
+
+    def _pull_request(self, body: bytes, delivery: str) -> None:
+        event = parse_pull_request(body)
+        if event is None:
+            return self._json(HTTPStatus.BAD_REQUEST, {"error": "not a pull_request payload"})
+        if event.action not in PREVIEW_ACTIONS:
+            return self._json(HTTPStatus.ACCEPTED, {"event": "pull_request", "action": event.action, "ignored": True})
+        queued = self.server.agent_daemon.preview(event.number, event.head_sha, event.base_ref)
+        log.info("webhook %s: pull request #%d at %s: preview %s", delivery, event.number, event.head_sha[:12],
+                 "queued" if queued else "not configured")  # fmt: skip
+        answer = {"event": "pull_request", "number": event.number, "preview": queued}
+        self._json(HTTPStatus.ACCEPTED, answer)
 
     def _body(self) -> bytes | None:
         """The raw request body, or None after answering 411/413."""

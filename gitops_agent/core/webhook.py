@@ -45,3 +45,30 @@ def parse_push(body: bytes) -> Push | None:
         return None
     after = data.get("after")
     return Push(ref=data["ref"], after=after if isinstance(after, str) else "", deleted=data.get("deleted") is True)
+
+
+#: pull_request actions after which the PR head is worth a (new) preview
+PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    action: str
+    number: int
+    head_sha: str
+    base_ref: str
+
+
+def parse_pull_request(body: bytes) -> PullRequestEvent | None:
+    """The parts of a ``pull_request`` payload a preview needs; None when it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    pr = data.get("pull_request") if isinstance(data, dict) else None
+    if not isinstance(pr, dict) or not isinstance(data.get("number"), int):
+        return None
+    head, base = pr.get("head") or {}, pr.get("base") or {}
+    if not isinstance(head.get("sha"), str) or not isinstance(base.get("ref"), str):
+        return None
+    return PullRequestEvent(str(data.get("action", "")), data["number"], head["sha"], base["ref"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -155,7 +156,8 @@ def test_without_a_secret_webhooks_are_refused_with_503(
 def test_other_events_are_acknowledged_and_ignored(http: httpx.Client, agent: FakeAgent) -> None:
     response = deliver(http, {"zen": "Design for failure.", "hook_id": 1}, event="ping")
     assert (response.status_code, response.json()) == (202, {"event": "ping", "ignored": True})
-    assert deliver(http, {"action": "opened"}, event="pull_request").status_code == 202
+    labeled = deliver(http, pr_payload("labeled", 3, "d" * 40), event="pull_request")
+    assert (labeled.status_code, labeled.json()["ignored"]) == (202, True)
     assert agent.passes["dev"] == 1
 
 
@@ -252,3 +254,43 @@ def test_status_html_names_the_role() -> None:
 def test_unknown_pages(http: httpx.Client) -> None:
     assert http.get("/nope").status_code == 404
     assert http.post("/status").status_code == 404
+
+
+# --- pull_request webhooks: previews --------------------------------------------------------------
+
+
+def pr_payload(action: str, number: int, sha: str) -> dict[str, object]:
+    return {"action": action, "number": number, "pull_request": {"head": {"sha": sha}, "base": {"ref": "main"}}}
+
+
+def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(http: httpx.Client, daemon: Daemon) -> None:
+    seen: list[tuple[int, str, str]] = []
+    gate = threading.Event()
+
+    def previewer(number: int, sha: str, base: str) -> None:
+        gate.wait(5)  # hold the first preview so the next pushes wait behind it
+        seen.append((number, sha, base))
+
+    daemon.previewer = previewer
+    first = deliver(http, pr_payload("opened", 7, "a" * 40), event="pull_request")
+    assert first.status_code == 202 and first.json() == {"event": "pull_request", "number": 7, "preview": True}
+    wait_until(lambda: not daemon._previews)  # the worker took the first one
+    for sha in ("b" * 40, "c" * 40):  # two pushes while the first preview runs: only the newest waits
+        assert deliver(http, pr_payload("synchronize", 7, sha), event="pull_request").status_code == 202
+    gate.set()
+    wait_until(lambda: len(seen) == 2)
+    assert seen == [(7, "a" * 40, "main"), (7, "c" * 40, "main")]
+
+
+def test_pull_request_actions_that_change_nothing_are_ignored(http: httpx.Client, daemon: Daemon) -> None:
+    calls: list[int] = []
+    daemon.previewer = lambda number, sha, base: calls.append(number)
+    closed = deliver(http, pr_payload("closed", 7, "a" * 40), event="pull_request")
+    assert closed.status_code == 202 and closed.json()["ignored"] is True
+    assert deliver(http, {"zen": "no"}, event="pull_request").status_code == 400
+    assert calls == []
+
+
+def test_without_github_previews_are_not_configured(http: httpx.Client) -> None:
+    answer = deliver(http, pr_payload("opened", 7, "a" * 40), event="pull_request").json()
+    assert answer["preview"] is False
