@@ -8,6 +8,8 @@ exactly once, the inventory complete, the ledger telling what happened.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,9 @@ def stop_after_applies(kube: KubeClient, plane: ControlPlane, count: int) -> Non
         if not kwargs.get("dry_run"):
             seen["applies"] += 1
             if seen["applies"] == count:
-                plane.stop_apiserver(abruptly=True)
+                # SIGKILL: requests in flight are cut, as in a crash (SIGTERM would let them finish)
+                os.kill(plane.processes["kube-apiserver"].pid, signal.SIGKILL)
+                plane.stop_apiserver()
         return result
 
     kube.apply = apply  # type: ignore[method-assign]
