@@ -8,6 +8,7 @@ without waiting.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,8 +94,10 @@ def follow(
     poll_s: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> RolloutResult:
-    """Poll until every object is Current, one is Failed, or ``timeout_s`` passes."""
+    """Poll until every object is Current, one is Failed, or ``timeout_s`` passes. ``stop`` (the
+    agent shutting down) ends the wait early: following is only watching, safe to abandon."""
     started = clock()
     while True:
         objects = health_of(keys, reader)
@@ -102,6 +105,8 @@ def follow(
         elapsed = clock() - started
         if status in (HealthStatus.CURRENT, HealthStatus.FAILED):
             return RolloutResult(status, objects, summarize(objects, status), elapsed)
+        if stop is not None and stop.is_set():
+            return RolloutResult(status, objects, "stopped following: the agent is shutting down", elapsed)
         if elapsed >= timeout_s:
             stuck = [o for o in objects if o.status is not HealthStatus.CURRENT]
             message = f"timed out after {timeout_s:.0f}s: " + "; ".join(f"{o.key}: {o.message}" for o in stuck)

@@ -82,7 +82,7 @@ def run(
     log.info("serving on %s; environments: %s", server.url, ", ".join(e.name for e in config.environments))
     while not stop.wait(1.0):
         pass
-    return _shut_down(daemon, elector, server)
+    return _shut_down(agent, daemon, elector, server)
 
 
 def _elector(
@@ -111,7 +111,8 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _shut_down(daemon: Daemon, elector: LeaderElector | None, server: AgentServer) -> int:
+def _shut_down(agent: Agent, daemon: Daemon, elector: LeaderElector | None, server: AgentServer) -> int:
+    agent.stopping.set()  # a pass following its rollout stops waiting; one that is writing finishes
     idle = daemon.stop()
     if elector is not None:
         elector.stop(release=idle)

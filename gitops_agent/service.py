@@ -123,6 +123,8 @@ class Agent:
         #: after an apply, follow the rollout to the end (``sync --no-wait`` turns it off)
         self.follow_rollouts = True
         self.poll_s = 2.0
+        #: set on shutdown: a pass stops following its rollout (it never stops between writes)
+        self.stopping = threading.Event()
 
     # --- adapters, made once ------------------------------------------------------------------
 
@@ -307,7 +309,7 @@ class Agent:
         if not changed or not self.follow_rollouts:
             return None
         timeout = env.health_timeout_s or default_timeout(o.manifest for o in objects)
-        return follow(changed, engine, timeout_s=timeout, poll_s=self.poll_s).health
+        return follow(changed, engine, timeout_s=timeout, poll_s=self.poll_s, stop=self.stopping).health
 
     def health(self, name: str) -> tuple[str, list[ObjectHealth]]:
         """Every object of the environment's applied snapshot, with its health now."""

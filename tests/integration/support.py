@@ -76,18 +76,21 @@ def secret(name: str, value: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"password": value}}
 
 
-def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_extra: Any) -> Config:
+def config_yaml(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_extra: Any) -> str:
     """Two environments, dev and prod, in namespaces unique to the test; extra keys go to dev."""
     dev = {"name": "dev", "path": "environments/dev", "namespace": names["dev"], **dev_extra}
     prod = {"name": "prod", "path": "environments/prod", "namespace": names["prod"]}
-    text = yaml.safe_dump(
+    return yaml.safe_dump(
         {
             "repo": {"url": str(repo.root), "branch": "main", "cache_dir": str(tmp_path / "cache")},
             "agent": {"namespace": names["agent"]},
             "environments": [dev, prod],
         }
     )
-    return parse_config(text, source="test.yaml")
+
+
+def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_extra: Any) -> Config:
+    return parse_config(config_yaml(repo, names, tmp_path, **dev_extra), source="test.yaml")
 
 
 def widget_crd(group: str) -> dict[str, Any]:
