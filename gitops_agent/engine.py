@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import groupby
@@ -47,6 +47,7 @@ from gitops_agent.errors import ClusterError, GitOpsError, ValidationError
 from gitops_agent.model import Action, Change, ChangeSet, DesiredObject, KubeObject, ObjectKey
 
 CRD_ESTABLISHED_TIMEOUT_S = 60.0
+_GET_RATHER_THAN_LIST = 3
 T = TypeVar("T")
 
 
@@ -494,6 +495,26 @@ class Engine:
 
     def get(self, key: ObjectKey) -> KubeObject | None:
         return self._get_live(key)
+
+    def get_many(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, KubeObject]:
+        """Existing objects by key: a list per kind and namespace where several are wanted, a GET
+        where only a few are (a list would read the whole namespace for one object)."""
+        groups: dict[tuple[str, str, str], list[ObjectKey]] = {}
+        for key in keys:
+            groups.setdefault((key.group, key.kind, key.namespace), []).append(key)
+        found: dict[ObjectKey, KubeObject] = {}
+        for (group, kind, namespace), wanted in groups.items():
+            info = self.discovery().lookup(group, kind)
+            if info is None:
+                continue
+            if len(wanted) <= _GET_RATHER_THAN_LIST:
+                found.update((k, obj) for k in wanted if (obj := self.kube.get(info, namespace, k.name)) is not None)
+                continue
+            want = set(wanted)
+            for obj in self.kube.list(info, namespace=namespace or None):
+                if (key := ObjectKey.of(obj)) in want:
+                    found[key] = obj
+        return found
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))

@@ -17,13 +17,17 @@ from typing import Protocol
 from gitops_agent.core.health import aggregate, assess, explain_deployment
 from gitops_agent.model import Health, HealthStatus, KubeObject, ObjectHealth, ObjectKey
 
+FAILED = HealthStatus.FAILED
+
 DEFAULT_PROGRESS_DEADLINE_S = 600.0
 #: after the longest progress deadline, the controller needs a moment to set the condition
 DEADLINE_MARGIN_S = 30.0
 
 
 class LiveReader(Protocol):
-    def get(self, key: ObjectKey) -> KubeObject | None: ...
+    def get_many(self, keys: Sequence[ObjectKey]) -> Mapping[ObjectKey, KubeObject]:
+        """The objects that exist, by key (a list per kind and namespace rather than a GET each)."""
+        ...
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]: ...
 
@@ -35,8 +39,8 @@ class LiveView:
     def __init__(self, live: Mapping[ObjectKey, KubeObject], reader: LiveReader) -> None:
         self._live, self._reader = live, reader
 
-    def get(self, key: ObjectKey) -> KubeObject | None:
-        return self._live.get(key)
+    def get_many(self, keys: Sequence[ObjectKey]) -> Mapping[ObjectKey, KubeObject]:
+        return {k: self._live[k] for k in keys if k in self._live}
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
         return self._reader.list_pods(namespace, selector)
@@ -65,17 +69,21 @@ def default_timeout(manifests: Iterable[KubeObject]) -> float:
     return max(deadlines, default=DEFAULT_PROGRESS_DEADLINE_S) + DEADLINE_MARGIN_S
 
 
-def health_of(keys: Sequence[ObjectKey], reader: LiveReader) -> tuple[ObjectHealth, ...]:
-    """Each object's health now; a failing Deployment's message names its pods' reason."""
+def health_of(
+    keys: Sequence[ObjectKey], reader: LiveReader, *, explain: frozenset[HealthStatus] = frozenset({FAILED})
+) -> tuple[ObjectHealth, ...]:
+    """Each object's health now. A Deployment whose status is in ``explain`` gets its pods' reason
+    ("api: 0/3 ready, CrashLoopBackOff in container app"): pods are read for those only."""
+    live = reader.get_many(keys)
     out = []
     for key in keys:
-        obj = reader.get(key)
+        obj = live.get(key)
         if obj is None:
             out.append(ObjectHealth(key, HealthStatus.UNKNOWN, "not found"))
             continue
         health = assess(obj)
         message = health.message
-        if key.kind == "Deployment" and health.status is not HealthStatus.CURRENT:
+        if key.kind == "Deployment" and health.status in explain:
             message = f"{explain_deployment(obj, _pods_of(obj, key, reader))} ({health.message})"
         out.append(ObjectHealth(key, health.status, message))
     return tuple(out)
@@ -108,7 +116,8 @@ def follow(
         if stop is not None and stop.is_set():
             return RolloutResult(status, objects, "stopped following: the agent is shutting down", elapsed)
         if elapsed >= timeout_s:
-            stuck = [o for o in objects if o.status is not HealthStatus.CURRENT]
+            stuck_keys = [o.key for o in objects if o.status is not HealthStatus.CURRENT]
+            stuck = health_of(stuck_keys, reader, explain=frozenset(HealthStatus) - {HealthStatus.CURRENT})
             message = f"timed out after {timeout_s:.0f}s: " + "; ".join(f"{o.key}: {o.message}" for o in stuck)
             return RolloutResult(HealthStatus.FAILED, objects, message, elapsed)
         sleep(poll_s)

@@ -3,6 +3,7 @@ and a fake clock: no cluster and no waiting needed for the loop itself."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ class Frames:
     def __init__(self, *frames: dict[ObjectKey, KubeObject]) -> None:
         self.frames, self.polls, self.now = list(frames), 0, 0.0
 
-    def get(self, key: ObjectKey) -> KubeObject | None:
-        return self.frames[min(self.polls, len(self.frames) - 1)].get(key)
+    def get_many(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, KubeObject]:
+        frame = self.frames[min(self.polls, len(self.frames) - 1)]
+        return {k: frame[k] for k in keys if k in frame}
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
         return [live("pod-crashloop")] if selector.get("app") == "crash" else [live("pod-ready")]
