@@ -1,7 +1,9 @@
 """Session fixtures over the real test control plane (tests/controlplane/harness.py).
 
-The control plane starts only when a test asks for it, so ``pytest tests/unit`` never starts one.
-``GITOPS_AGENT_KUBECONFIG=path`` reuses a running one (``make cluster-up``) instead.
+The control plane starts only when a test asks for it (``control_plane``, ``kubeconfig``,
+``api_client``, ``namespace``...), so ``pytest tests/unit`` never starts one, nor builds one.
+Such tests are marked ``integration`` automatically. ``GITOPS_AGENT_KUBECONFIG=path`` reuses a
+running cluster (e.g. ``make cluster-up``, then ``GITOPS_AGENT_KUBECONFIG=.cluster/kubeconfig``).
 """
 
 from __future__ import annotations
@@ -9,18 +11,24 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.controlplane.harness import ControlPlane, bin_dir
+from tests.controlplane import harness
+from tests.controlplane.harness import ControlPlane, RequestCounts
+
+KUBECONFIG_ENV = "GITOPS_AGENT_KUBECONFIG"
+KUSTOMIZE_ENV = "GITOPS_AGENT_KUSTOMIZE"
+NAMESPACE_LABEL = "gitops-agent.test/namespace"  # marks namespaces made by the `namespace` fixture
 
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane | None]:
-    if os.environ.get("GITOPS_AGENT_KUBECONFIG"):
+    """The session's control plane, or None when ``$GITOPS_AGENT_KUBECONFIG`` names a running one."""
+    if os.environ.get(KUBECONFIG_ENV):
         yield None
         return
     with ControlPlane(tmp_path_factory.mktemp("control-plane")) as plane:
@@ -29,33 +37,41 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 
 @pytest.fixture(scope="session")
 def kubeconfig(control_plane: ControlPlane | None) -> str:
+    """Path of an admin kubeconfig for the session's cluster."""
     if control_plane is None:
-        return os.environ["GITOPS_AGENT_KUBECONFIG"]
+        return os.environ[KUBECONFIG_ENV]
     return str(control_plane.kubeconfig)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def kustomize_binary() -> None:
-    """The agent renders Kustomize overlays with the kubectl built beside the control plane, so
-    tests never depend on whatever kubectl a machine happens to have."""
-    os.environ.setdefault("GITOPS_AGENT_KUSTOMIZE", str(bin_dir() / "kubectl"))
 
 
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: str) -> Iterator[k8s.ApiClient]:
     configuration = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    load: Callable[..., None] = k8s_config.load_kube_config  # unannotated in the kubernetes package
+    load(config_file=kubeconfig, client_configuration=configuration)
     with k8s.ApiClient(configuration) as client:
         yield client
 
 
 @pytest.fixture
+def api_request_counts(api_client: k8s.ApiClient) -> Callable[[], RequestCounts]:
+    """Reads the API server's ``apiserver_request_total`` now; diff two reads with ``.since()``:
+
+        before = api_request_counts()
+        ...
+        assert api_request_counts().since(before).writes("configmaps") == 1
+
+    Counters are cluster-wide, so count resources only your test writes (see harness docstring).
+    """
+    return lambda: harness.api_request_counts(api_client)
+
+
+@pytest.fixture
 def namespace(api_client: k8s.ApiClient) -> Iterator[str]:
     """A fresh namespace, ready for pods (its default ServiceAccount exists), deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
+    name = f"t-{uuid.uuid4().hex[:10]}"
     core = k8s.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": name}})
-    deadline = time.monotonic() + 30
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})))
+    deadline = time.monotonic() + 60
     while True:
         try:
             core.read_namespaced_service_account("default", name)
@@ -66,12 +82,29 @@ def namespace(api_client: k8s.ApiClient) -> Iterator[str]:
             time.sleep(0.1)
     yield name
     try:
-        core.delete_namespace(name)
+        core.delete_namespace(name)  # not waited for: the namespace controller finishes it
     except k8s.ApiException as exc:
         if exc.status != 404:
             raise
 
 
+@pytest.fixture(autouse=True)
+def kustomize_binary(request: pytest.FixtureRequest) -> None:
+    """The agent renders Kustomize overlays with the kubectl built beside the control plane, so
+    tests never depend on whatever kubectl a machine happens to have. Only integration tests may
+    trigger the (cold: many minutes) build; other tests use it when it is already there."""
+    if os.environ.get(KUSTOMIZE_ENV):
+        return
+    bins = harness.bin_dir() if request.node.get_closest_marker("integration") else harness.cached_bin_dir()
+    if bins is not None:
+        os.environ[KUSTOMIZE_ENV] = str(bins / "kubectl")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Integration tests run after unit tests: failures in the pure core show up first."""
+    """Tests that use the cluster are `integration` even if unmarked; they run after the unit
+    tests, so failures in the pure core show up first."""
+    for item in items:
+        if "control_plane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
     items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
