@@ -35,6 +35,8 @@ from tests.integration.support import widget_crd
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "bench.gitops-agent.dev"
 CRD = widget_crd(GROUP)
+# as the agent does: server-side apply under a manager of its own, taking fields from others
+KUBECTL_SSA = ("--server-side", "--force-conflicts", "--field-manager=kubectl-bench")
 # per 20 objects: what a typical service namespace holds
 MIX = [
     ("Deployment", 3),
@@ -163,6 +165,12 @@ class Bench:
             [self.kubectl, "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True, check=check
         )
 
+    def kubectl_apply(self, directory: Path) -> Run:
+        return self.kubectl_run("apply", *KUBECTL_SSA, "-f", str(directory), "-R")
+
+    def kubectl_diff(self, directory: Path, *, changes: bool) -> Run:
+        return self.kubectl_run("diff", *KUBECTL_SSA, "-f", str(directory), "-R", ok_codes=(1,) if changes else (0,))
+
     def kubectl_run(self, *args: str, ok_codes: tuple[int, ...] = (0,)) -> Run:
         seconds, rss, stderr = timed([self.kubectl, "--kubeconfig", self.kubeconfig, "-v=6", *args], ok_codes=ok_codes)
         requests = sum(1 for line in stderr.splitlines() if '"Response"' in line or "Response Status" in line)
@@ -248,21 +256,12 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
         write_manifests(kdir, generate(n), ns_kubectl)
         b.k("create", "namespace", ns_kubectl)
         agent_runs.append(b.agent_run(config, "sync"))
-        kubectl_runs.append(
-            b.kubectl_run(
-                "apply", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
-            )
-        )
+        kubectl_runs.append(b.kubectl_apply(kdir))
     out.append(record("first-apply", n, agent_runs, kubectl_runs))
 
     # 2. no change
     agent_runs = [b.agent_run(config, "sync") for _ in range(runs)]
-    kubectl_runs = [
-        b.kubectl_run(
-            "diff", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
-        )
-        for _ in range(runs)
-    ]
+    kubectl_runs = [b.kubectl_diff(kdir, changes=False) for _ in range(runs)]
     out.append(record("no-change", n, agent_runs, kubectl_runs))
 
     # 3. 1% changed, diff + apply
@@ -272,19 +271,8 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
         git(repo, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qam", f"v{version}")
         agent_runs.append(b.agent_run(config, "sync"))
         write_manifests(kdir, generate(n, version, changed), ns_kubectl)
-        diff = b.kubectl_run(
-            "diff",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=kubectl-bench",
-            "-f",
-            str(kdir),
-            "-R",
-            ok_codes=(1,),
-        )
-        apply = b.kubectl_run(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=kubectl-bench", "-f", str(kdir), "-R"
-        )
+        diff = b.kubectl_diff(kdir, changes=True)
+        apply = b.kubectl_apply(kdir)
         kubectl_runs.append(
             Run(diff.seconds + apply.seconds, diff.requests + apply.requests, max(diff.peak_rss_mb, apply.peak_rss_mb))
         )
@@ -306,19 +294,7 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
                 json.dumps({"data": {"settings.json": "edited"}}),
             )
     agent_runs = [b.agent_run(config, "drift") for _ in range(runs)]
-    kubectl_runs = [
-        b.kubectl_run(
-            "diff",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=kubectl-bench",
-            "-f",
-            str(kdir),
-            "-R",
-            ok_codes=(1,),
-        )
-        for _ in range(runs)
-    ]
+    kubectl_runs = [b.kubectl_diff(kdir, changes=True) for _ in range(runs)]
     out.append(record("drift-1pct", n, agent_runs, kubectl_runs))
     b.reset(ns_agent, ns_kubectl)
     return out

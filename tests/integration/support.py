@@ -55,7 +55,10 @@ def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
 
 
-def deployment(name: str, image: str = "registry.example/api:1.0", replicas: int = 1) -> dict[str, Any]:
+def deployment(
+    name: str, image: str = "registry.example/api:1.0", replicas: int = 1, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Deployment; ``annotations`` go on its pod template (e.g. the harness's failure switch)."""
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -65,7 +68,7 @@ def deployment(name: str, image: str = "registry.example/api:1.0", replicas: int
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, **({"annotations": annotations} if annotations else {})},
                 "spec": {"containers": [{"name": "app", "image": image, "resources": {"limits": {"cpu": "1000m"}}}]},
             },
         },
