@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gitops_agent.core.health import aggregate, assess, explain_deployment
+from gitops_agent.core.health import aggregate, assess, explain_deployment_failure
 from gitops_agent.model import Health, HealthStatus, KubeObject, ObjectHealth, ObjectKey
 
 FAILED = HealthStatus.FAILED
@@ -84,14 +84,18 @@ def health_of(
         health = assess(obj)
         message = health.message
         if key.kind == "Deployment" and health.status in explain:
-            message = f"{explain_deployment(obj, _pods_of(obj, key, reader))} ({health.message})"
+            message = f"{explain_deployment_failure(obj, _pods_of(obj, key, reader))} ({health.message})"
         out.append(ObjectHealth(key, health.status, message))
     return tuple(out)
 
 
 def _pods_of(deployment: KubeObject, key: ObjectKey, reader: LiveReader) -> list[KubeObject]:
-    selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return reader.list_pods(key.namespace, dict(selector)) if selector else []
+    """Pods by the selector's ``matchLabels`` (the server filters); ``explain_deployment_failure``
+    applies the whole selector and the owner chain to what comes back."""
+    selector = (deployment.get("spec") or {}).get("selector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        return []
+    return reader.list_pods(key.namespace, dict(selector.get("matchLabels") or {}))
 
 
 def follow(

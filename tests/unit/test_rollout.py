@@ -3,6 +3,8 @@ and a fake clock: no cluster and no waiting needed for the loop itself."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ class Frames:
         return {k: frame[k] for k in keys if k in frame}
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
-        return [live("pod-crashloop")] if selector.get("app") == "crash" else [live("pod-ready")]
+        pods = [live("pod-crashloop"), live("pod-ready")]
+        return [p for p in pods if selector.items() <= p["metadata"]["labels"].items()]
 
     def sleep(self, seconds: float) -> None:
         self.polls += 1
@@ -44,6 +47,32 @@ CRASH = ObjectKey.of(live("deployment-deadline-exceeded"))
 
 def run(frames: Frames, keys: list[ObjectKey], timeout: float = 10) -> Any:
     return follow(keys, frames, timeout_s=timeout, poll_s=1.0, clock=lambda: frames.now, sleep=frames.sleep)
+
+
+def test_all_current_at_the_first_look() -> None:
+    objects = [live(f) for f in ("deployment-available", "statefulset-ready", "job-complete", "service-clusterip")]
+    frames = Frames({ObjectKey.of(o): o for o in objects})
+    result = run(frames, [ObjectKey.of(o) for o in objects])
+    assert (result.status, result.message, frames.polls) == (HealthStatus.CURRENT, "healthy (4 objects)", 0)
+
+
+def test_a_stale_status_is_not_trusted_until_the_controller_observes_the_generation() -> None:
+    """generation-behind still says "1/1 available" from before the change: the follower waits."""
+    key = ObjectKey.of(live("deployment-generation-behind"))
+    behind = live("deployment-generation-behind")
+    observed = copy.deepcopy(behind)  # what the controller writes once it has seen generation 2
+    observed["status"].update(observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    frames = Frames({key: behind}, {key: behind}, {key: observed})
+    result = run(frames, [key])
+    assert (result.status, frames.polls) == (HealthStatus.CURRENT, 2)
+
+
+def test_a_generation_never_observed_times_out_saying_so() -> None:
+    key = ObjectKey.of(live("deployment-generation-behind"))
+    result = run(Frames({key: live("deployment-generation-behind")}), [key], timeout=3)
+    assert result.status is HealthStatus.FAILED
+    assert result.message.startswith("timed out after 3s: Deployment/live/unobserved: unobserved: 1/2 ready")
+    assert "has not observed generation 2 yet" in result.message
 
 
 def test_in_progress_then_current() -> None:
@@ -77,3 +106,12 @@ def test_default_timeout_follows_the_longest_progress_deadline() -> None:
     slow = {"kind": "Deployment", "spec": {"progressDeadlineSeconds": 900}}
     assert default_timeout([{"kind": "Deployment", "spec": {}}, slow, {"kind": "ConfigMap"}]) == 930
     assert default_timeout([]) == 630
+
+
+def test_a_stop_request_ends_the_wait() -> None:
+    stop = threading.Event()
+    stop.set()
+    frames = Frames({WEB: live("deployment-rolling")})
+    result = follow([WEB], frames, timeout_s=60, poll_s=1, clock=lambda: frames.now, sleep=frames.sleep, stop=stop)
+    assert (result.status, frames.polls) == (HealthStatus.IN_PROGRESS, 0)
+    assert result.message == "stopped following: the agent is shutting down"
