@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitops_agent.core.health import assess
 from gitops_agent.engine import Engine
-from gitops_agent.model import HealthStatus, ObjectKey
-from gitops_agent.rollout import follow, health_of
-from tests.controlplane.harness import FAIL_ANNOTATION
+from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
+from gitops_agent.rollout import follow
+from tests.controlplane.harness import FAIL_ANNOTATION, ControlPlane
 from tests.integration.conftest import AgentFactory
 from tests.integration.support import ConfigRepo, configmap, deployment, make_config, widget_crd
 
 pytestmark = pytest.mark.integration
+CONTROLLER_MANAGER = "kube-controller-manager"
 
 
 def job(name: str, fail: bool = False) -> dict[str, Any]:
@@ -88,31 +91,59 @@ def test_a_failing_job_fails(repo: ConfigRepo, names: dict[str, str], tmp_path: 
     assert "Job/" in dev.health.message and "backoff limit" in dev.health.message
 
 
-def test_a_new_image_is_followed_from_in_progress_to_current(
-    repo: ConfigRepo, names: dict[str, str], tmp_path: Path, quick: AgentFactory
+class Recording:
+    """The engine as the follower's LiveReader, noting the health of each object it hands over."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[str] = []
+
+    def get_many(self, keys: Sequence[ObjectKey]) -> Mapping[ObjectKey, KubeObject]:
+        found = self.engine.get_many(keys)
+        self.seen.extend(f"{assess(o).status.value}: {assess(o).message}" for o in found.values())
+        return found
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
+        return self.engine.list_pods(namespace, selector)
+
+
+def test_a_new_image_is_followed_from_an_unobserved_generation_to_current(
+    control_plane: ControlPlane | None, repo: ConfigRepo, names: dict[str, str], tmp_path: Path, quick: AgentFactory
 ) -> None:
+    """The controller manager is stopped while the new image is applied, so the follower's first
+    look meets a status written for the old generation (still "2/2 available"); it must wait for
+    the controller, started again between its polls, to observe generation 2 and roll it out."""
+    if control_plane is None:
+        pytest.skip("stops the controller manager: needs the session's own control plane")
     d = deployment("api", replicas=2)
-    d["spec"]["minReadySeconds"] = 2  # availability comes a little after readiness: InProgress first
     repo.write("environments/dev/app.yaml", [d])
     repo.write("environments/prod/app.yaml", [configmap("settings", {})])
     repo.commit()
     agent = quick(make_config(repo, names, tmp_path))
-    agent.sync_all("dev")
+    first = agent.sync_all("dev")[0].health
+    assert first is not None and first.status is HealthStatus.CURRENT, first
     agent.follow_rollouts = False
     d["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/api:2.0"
     repo.write("environments/dev/app.yaml", [d])
     repo.commit("new image")
-    dev = agent.sync_all("dev")[0]
-    assert dev.outcome == "applied" and dev.health is None
+    control_plane.stop_component(CONTROLLER_MANAGER)
+    try:
+        assert agent.sync_all("dev")[0].outcome == "applied"
+    except BaseException:
+        control_plane.start_component(CONTROLLER_MANAGER)
+        raise
 
-    engine = Engine(agent.kube(agent.config.environments[0]))
-    key = ObjectKey("apps", "Deployment", names["dev"], "api")
-    seen: list[HealthStatus] = []
+    reader = Recording(Engine(agent.kube(agent.config.environments[0])))
+    started: list[bool] = []
 
-    def sleep(seconds: float) -> None:  # the follower sleeps between polls: note what it saw
-        seen.append(health_of([key], engine)[0].status)
+    def sleep(seconds: float) -> None:  # between the follower's polls: let the controller work
+        if not started:
+            control_plane.start_component(CONTROLLER_MANAGER)
+            started.append(True)
         time.sleep(seconds)
 
-    result = follow([key], engine, timeout_s=60, poll_s=0.1, sleep=sleep)
-    assert result.status is HealthStatus.CURRENT
-    assert seen and seen[0] is HealthStatus.IN_PROGRESS, seen
+    key = ObjectKey("apps", "Deployment", names["dev"], "api")
+    result = follow([key], reader, timeout_s=60, poll_s=0.2, sleep=sleep)
+    assert result.status is HealthStatus.CURRENT, result
+    assert reader.seen[0] == "InProgress: the controller has not observed generation 2 yet (at 1)"
+    assert reader.seen[-1] == "Current: 2/2 replicas available"
