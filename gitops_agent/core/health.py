@@ -127,26 +127,20 @@ def explain_deployment_failure(deployment: KubeObject, pods: Iterable[KubeObject
     want = r.desired_replicas(deployment)
     ready = (deployment.get("status") or {}).get("readyReplicas") or 0
     own = [p for p in pods if owned_by_deployment(deployment, p)]
-    reason = pods_reason(own) if own else _replica_failure(deployment) or "no pods"
+    reason = pods_reason(own) if own else (_replica_failure(deployment) or "no pods")
     return f"{name}: {ready}/{want} ready" + (f", {reason}" if reason else "")
 
 
 def pods_reason(pods: list[KubeObject]) -> str:
-    """The most telling reason among the pods: a container stuck in a failing wait, then a failed
-    pod, then one the scheduler cannot place, then how many are not ready."""
-    for find in (r.failing_container, _failed_pod, _unschedulable):
+    """The most telling reason among the pods: a container stuck in a failing wait, then a pod
+    the scheduler cannot place, then how many are not ready."""
+    for find in (r.failing_container, _unschedulable):
         for p in pods:
             reason = find(p)
             if reason:
                 return reason
     waiting = sum(1 for p in pods if not r.is_true(condition(p, "Ready")))
     return f"{waiting} pod{'s' if waiting != 1 else ''} not ready" if waiting else ""
-
-
-def _failed_pod(pod: KubeObject) -> str:
-    if (pod.get("status") or {}).get("phase") != "Failed":
-        return ""
-    return r.terminated_container(pod) or (pod.get("status") or {}).get("reason") or "a pod failed"
 
 
 def _unschedulable(pod: KubeObject) -> str:

@@ -66,6 +66,11 @@ def _status(obj: KubeObject) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 old replica``, ``2 old replicas``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def desired_replicas(obj: KubeObject) -> int:
     """``spec.replicas``, 1 when unset (what the controllers assume)."""
     return _int(_spec(obj).get("replicas", 1))
@@ -100,7 +105,7 @@ def _deployment_replicas(obj: KubeObject) -> Health:
     if updated < want:
         return Health(IN_PROGRESS, f"{updated}/{want} replicas updated{why}")
     if total > updated:
-        return Health(IN_PROGRESS, f"{total - updated} old replicas pending termination")
+        return Health(IN_PROGRESS, f"{_count(total - updated, 'old replica')} still running")
     if available < want:
         return Health(IN_PROGRESS, f"{available}/{want} replicas available ({ready} ready){why}")
     return Health(CURRENT, f"{available}/{want} replicas available")
@@ -115,7 +120,7 @@ def statefulset(obj: KubeObject) -> Health:
     if ready < want:
         return Health(IN_PROGRESS, f"{ready}/{want} replicas ready")
     if total > want:
-        return Health(IN_PROGRESS, f"{total - want} replicas pending termination")
+        return Health(IN_PROGRESS, f"{_count(total - want, 'replica')} pending termination")
     if strategy.get("type", "RollingUpdate") == "OnDelete":
         return Health(CURRENT, f"{ready}/{want} replicas ready (OnDelete: pods update when deleted)")
     partition = _int((strategy.get("rollingUpdate") or {}).get("partition"))
@@ -158,7 +163,7 @@ def replicaset(obj: KubeObject) -> Health:
     if available < want:
         return Health(IN_PROGRESS, f"{available}/{want} replicas available ({ready} ready)")
     if total > want:
-        return Health(IN_PROGRESS, f"{total - want} replicas pending termination")
+        return Health(IN_PROGRESS, f"{_count(total - want, 'replica')} pending termination")
     return Health(CURRENT, f"{available}/{want} replicas available")
 
 
@@ -235,9 +240,10 @@ def load_balancer(obj: KubeObject) -> Health:
 
 
 def namespace(obj: KubeObject) -> Health:
-    if _status(obj).get("phase") == "Terminating":
-        return Health(IN_PROGRESS, "terminating")
-    return Health(CURRENT, "active")
+    """Terminating is the generic layer's "being deleted": a Namespace is Terminating only once it
+    has a ``deletionTimestamp``."""
+    phase = _status(obj).get("phase") or "Active"
+    return Health(CURRENT if phase == "Active" else IN_PROGRESS, phase.lower())
 
 
 # --- batch ---------------------------------------------------------------------------------------

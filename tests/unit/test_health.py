@@ -39,21 +39,29 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     "deployment-deadline-exceeded": (F, "progress deadline exceeded"),
     "deployment-unschedulable": (F, "progress deadline exceeded"),
     "deployment-paused": (P, "rollout paused: 0/1 replicas updated"),
+    "deployment-paused-available": (C, "1/1 replicas available (paused)"),
+    "deployment-surging": (P, "1 old replica still running"),
     "deployment-replica-failure": (P, "exceeded quota"),
     # StatefulSet, DaemonSet, ReplicaSet
     "statefulset-ready": (C, "2/2 replicas ready"),
     "statefulset-rolling": (P, "1/2 replicas ready"),
     "statefulset-partitioned": (C, "partition 1"),
     "statefulset-ondelete": (C, "OnDelete"),
+    "statefulset-updating": (P, "0/2 replicas at the new revision"),
+    "statefulset-shrinking": (P, "1 replica pending termination"),
     "daemonset-ready": (C, "1/1 pods available"),
     "daemonset-rolling-update": (P, "0/1 pods available"),
+    "daemonset-updating": (P, "0/1 pods updated"),
+    "daemonset-unobserved": (P, "not scheduled by the controller yet"),  # its status: zeros, no observedGeneration
     "replicaset-available": (C, "2/2 replicas available"),
+    "replicaset-starting": (P, "0/1 replicas available (0 ready)"),
     "replicaset-replica-failure": (P, "replica failure: pods"),
     # Pod
     "pod-ready": (C, "running and ready"),
     "pod-succeeded": (C, "completed"),
     "pod-pending": (P, "unschedulable: 0/1 nodes are available"),
     "pod-unschedulable": (P, "unschedulable: 0/1 nodes are available"),
+    "pod-not-started": (P, "pending, not ready"),
     "pod-crashloop": (F, "CrashLoopBackOff in container app"),
     "pod-image-pull-backoff": (F, "ImagePullBackOff in container app"),
     "pod-failed": (F, "container task exited 1 (Error)"),
@@ -65,6 +73,7 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     # core and networking
     "persistentvolumeclaim-bound": (C, "bound"),
     "persistentvolumeclaim-pending": (P, "not bound"),
+    "persistentvolumeclaim-lost": (F, "lost its volume"),
     "service-clusterip": (C, "exists"),
     "service-loadbalancer-pending": (P, "waiting for a load balancer address"),
     "service-loadbalancer-ready": (C, "load balancer at 203.0.113.7"),
@@ -79,6 +88,7 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     # custom resources: standard conditions, or nothing to judge
     "widget-ready": (C, "ready: installed"),
     "widget-not-ready": (P, "not ready (Progressing)"),
+    "widget-ready-unknown": (P, "ready unknown: checking the release"),
     "widget-failed": (F, "not ready (InstallFailed): chart acme/api not found"),
     "widget-stale": (P, "Ready is for generation 1, not 2 yet"),
     "widget-no-status": (C, "exists"),
@@ -115,18 +125,37 @@ def _owned_by_another_replicaset(pod: dict[str, Any]) -> dict[str, Any]:
             "stuck: 0/2 ready, unschedulable: 0/1 nodes are available: 1 node(s) didn't match",
         ),
         ("deployment-replica-failure", [], 'capped: 0/1 ready, replica failure: pods "capped-'),
-        ("deployment-deadline-exceeded", ["pod-ready", "pod-image-pull-backoff"], "crash: 0/2 ready, no pods"),
+        (
+            "deployment-deadline-exceeded",
+            ["pod-ready", "pod-image-pull-backoff", "pod-succeeded"],
+            "crash: 0/2 ready, no pods",
+        ),
         ("deployment-progressing", ["pod-crashloop"], "crash: 0/2 ready, CrashLoopBackOff in container app"),
+        ("deployment-surging", ["pod-not-started"], "surge: 1/1 ready, 1 pod not ready"),
     ],
-    ids=["crashloop", "unschedulable", "quota", "other-pods-ignored", "before-the-deadline"],
+    ids=["crashloop", "unschedulable", "quota", "other-pods-ignored", "before-the-deadline", "not-started"],
 )
 def test_a_failing_deployment_is_explained_by_its_pods(deployment: str, pods: list[str], message: str) -> None:
     assert explain_deployment_failure(live(deployment), [live(p) for p in pods]).startswith(message)
 
 
-def test_a_pod_of_another_replicaset_with_the_same_labels_explains_nothing() -> None:
-    pod = _owned_by_another_replicaset(live("pod-crashloop"))
-    assert explain_deployment_failure(live("deployment-deadline-exceeded"), [pod]) == "crash: 0/2 ready, no pods"
+def _orphaned(pod: dict[str, Any]) -> dict[str, Any]:
+    """The same pod before any ReplicaSet adopted it."""
+    orphan = copy.deepcopy(pod)
+    del orphan["metadata"]["ownerReferences"]
+    return orphan
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_owned_by_another_replicaset, "crash: 0/2 ready, no pods"),
+        (_orphaned, "crash: 0/2 ready, CrashLoopBackOff in container app"),
+    ],
+    ids=["another-replicaset", "not-adopted-yet"],
+)
+def test_pods_count_through_the_owner_chain(change: Any, message: str) -> None:
+    assert explain_deployment_failure(live("deployment-deadline-exceeded"), [change(live("pod-crashloop"))]) == message
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
-from gitops_agent.rollout import default_timeout, follow
+from gitops_agent.rollout import LiveView, default_timeout, follow, health_of
 
 LIVE = Path(__file__).parent.parent / "fixtures" / "live"
 
@@ -115,3 +115,11 @@ def test_a_stop_request_ends_the_wait() -> None:
     result = follow([WEB], frames, timeout_s=60, poll_s=1, clock=lambda: frames.now, sleep=frames.sleep, stop=stop)
     assert (result.status, frames.polls) == (HealthStatus.IN_PROGRESS, 0)
     assert result.message == "stopped following: the agent is shutting down"
+
+
+def test_a_live_view_answers_from_objects_already_read_and_reads_pods_for_a_failure() -> None:
+    frames = Frames({})  # serves no object: the view must not ask it for any
+    view = LiveView({CRASH: live("deployment-deadline-exceeded"), WEB: live("deployment-available")}, frames)
+    crash, web = health_of([CRASH, WEB], view)
+    assert crash.message.startswith("crash: 0/2 ready, CrashLoopBackOff in container app (progress deadline")
+    assert web.message == "2/2 replicas available"
