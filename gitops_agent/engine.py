@@ -309,9 +309,10 @@ class Engine:
     def _apply_stages(self, work: _Work, o: EngineOptions) -> None:
         first = [p for p in work.prepared if p.first_stage and _needs_apply(work.plans.get(p.key))]
         self._apply_in_order(work, first, o)
-        if any(p.key.kind == "CustomResourceDefinition" for p in first):
-            self._wait_established([p for p in first if p.key.kind == "CustomResourceDefinition"])
-            self.discovery(refresh=True)
+        crds = [p for p in first if p.key.kind == "CustomResourceDefinition"]
+        if crds:
+            self._wait_established(crds)
+            self._wait_discovered(crds)
         # What had to wait for a Namespace or CRD is validated now, all of it before any write.
         deferred, work.deferred = work.deferred, []
         self._dry_run_all(work, deferred, o)
@@ -358,6 +359,21 @@ class Engine:
                 )
             if pending:
                 time.sleep(0.2)
+
+    def _wait_discovered(self, crds: list[PreparedObject]) -> None:
+        """Established is not yet served: discovery can lag a moment behind it, and a custom
+        resource looked up before then would read as an unknown kind."""
+        specs = [p.manifest.get("spec") or {} for p in crds]
+        wanted = {(str(sp.get("group")), str((sp.get("names") or {}).get("kind"))) for sp in specs}
+        deadline = self._clock() + CRD_ESTABLISHED_TIMEOUT_S
+        while True:
+            discovery = self.discovery(refresh=True)
+            missing = sorted(gk for gk in wanted if discovery.lookup(*gk) is None)
+            if not missing:
+                return
+            if self._clock() > deadline:
+                raise ClusterError(f"{missing[0][1]}.{missing[0][0]}: Established but not served by discovery")
+            time.sleep(0.2)
 
     def _plan_prunes(self, stale: frozenset[ObjectKey], o: EngineOptions) -> list[ObjectPlan]:
         plans = []
