@@ -7,7 +7,6 @@ server elsewhere.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -17,6 +16,9 @@ from gitops_agent.config import Config, EnvironmentConfig, parse_config
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.errors import GitOpsError
 from gitops_agent.service import PassListener, PassResult
+from tests.controlplane.harness import free_port  # one port finder for the harness and the daemon tests
+
+__all__ = ["free_port"]
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -106,9 +108,3 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
