@@ -108,7 +108,8 @@ def object_drift(
 
 
 def fields_to_yield(key: ObjectKey, desired: KubeObject, live: KubeObject | None, policy: DriftPolicy) -> KubeObject:
-    """A copy of the manifest without the fields an expected controller owns now.
+    """The manifest without the fields an expected controller owns now (a copy; the manifest
+    itself when there is nothing to leave out, which is the common case on every pass).
 
     So an apply of a new commit never takes ``spec.replicas`` back from an HPA, while the other
     changes of the commit still land.
@@ -116,11 +117,19 @@ def fields_to_yield(key: ObjectKey, desired: KubeObject, live: KubeObject | None
     if live is None:
         return desired
     owners = field_owners(live)
+    yielded = [
+        leaf.desired_path
+        for leaf in _leaves(desired, live)
+        if leaf.present
+        and (owner := owner_of(leaf.live_path, owners)) is not None
+        and owner.manager != policy.field_manager
+        and _is_expected(key, leaf.live_path, owner, policy)
+    ]
+    if not yielded:
+        return desired
     out = copy.deepcopy(desired)
-    for leaf in sorted(_leaves(desired, live), key=lambda leaf: leaf.desired_path, reverse=True):
-        owner = owner_of(leaf.live_path, owners) if leaf.present else None
-        if owner and owner.manager != policy.field_manager and _is_expected(key, leaf.live_path, owner, policy):
-            pointer_remove(out, leaf.desired_path)
+    for path in sorted(yielded, reverse=True):  # deepest and last list items first
+        pointer_remove(out, path)
     return out
 
 
