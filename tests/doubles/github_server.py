@@ -1,7 +1,7 @@
 """A loopback stand-in for api.github.com, held to GitHub's own OpenAPI description.
 
-Every request is validated with openapi-core against ``shared/github/openapi-subset.json``
-(method, path, query, body) and against what GitHub requires of every client (``Accept``,
+Every request is validated with openapi-core against ``github_api/openapi-subset.json`` beside
+this file (method, path, query, body) and against what GitHub requires of every client (``Accept``,
 ``X-GitHub-Api-Version``, ``User-Agent``, a ``Bearer`` credential); each answer the double builds
 is validated against the same description's response schema before it is sent. Anything that does
 not conform lands in ``violations``; tests assert that list is empty. Bodies start from the
@@ -38,8 +38,8 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from tests.doubles.loopback import LoopbackServer, Recorded, Reply
 
-#: CI clones the repository with ``shared/`` beside it
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "github" / "openapi-subset.json"
+#: the part of GitHub's published description the client uses (github_api/PROVENANCE.md)
+SPEC_PATH = Path(__file__).resolve().parent / "github_api" / "openapi-subset.json"
 SPEC_HOST = "https://api.github.com"
 DEFAULT_TOKEN = "ghp_doubleTestToken0123456789abcdefABCDEF"
 STATUS_CAP = 1000
@@ -49,14 +49,14 @@ DOCS = "https://docs.github.com/rest"
 
 
 class SpecMissing(AssertionError):
-    """The OpenAPI description is not where CI puts it: a failure, never a skip."""
+    """The OpenAPI description is missing from the repository: a failure, never a skip."""
 
 
 def spec_document() -> dict[str, Any]:
     if not SPEC_PATH.is_file():
         raise SpecMissing(
             f"GitHub's OpenAPI description is missing: expected {SPEC_PATH} "
-            "(CI clones the repository with shared/ beside it; shared/github/openapi-subset.json)"
+            "(tests/doubles/github_api/PROVENANCE.md says how to derive it)"
         )
     return _load(SPEC_PATH)
 

@@ -103,7 +103,7 @@ def created(n: int) -> ChangeSet:
 
 def test_the_openapi_description_is_present() -> None:
     assert SPEC_PATH.is_file(), (
-        f"GitHub's OpenAPI description is missing at {SPEC_PATH}: CI clones the repository with shared/ beside it"
+        f"GitHub's OpenAPI description is missing at {SPEC_PATH} (tests/doubles/github_api/PROVENANCE.md)"
     )
 
 

@@ -1,0 +1,1 @@
+"""GitHub's published REST API description, the part the tests use (see PROVENANCE.md)."""
