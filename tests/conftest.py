@@ -9,7 +9,6 @@ running cluster (e.g. ``make cluster-up``, then ``GITOPS_AGENT_KUBECONFIG=.clust
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -19,6 +18,7 @@ from kubernetes import config as k8s_config
 
 from tests.controlplane import harness
 from tests.controlplane.harness import ControlPlane, RequestCounts
+from tests.support.polling import wait_until
 
 KUBECONFIG_ENV = "GITOPS_AGENT_KUBECONFIG"
 KUSTOMIZE_ENV = "GITOPS_AGENT_KUSTOMIZE"
@@ -71,15 +71,17 @@ def namespace(api_client: k8s.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = k8s.CoreV1Api(api_client)
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={NAMESPACE_LABEL: "true"})))
-    deadline = time.monotonic() + 60
-    while True:
+
+    def service_account() -> bool:
         try:
             core.read_namespaced_service_account("default", name)
-            break
+            return True
         except k8s.ApiException as exc:
-            if exc.status != 404 or time.monotonic() > deadline:
+            if exc.status != 404:
                 raise
-            time.sleep(0.1)
+            return False
+
+    wait_until(service_account, timeout=60, interval=0.1, message=f"the default ServiceAccount of {name}")
     yield name
     try:
         core.delete_namespace(name)  # not waited for: the namespace controller finishes it

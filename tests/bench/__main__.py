@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tests.integration.support import widget_crd
+from tests.support.builders import widget_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "bench.gitops-agent.dev"

@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 
 from gitops_agent.config import Config
 from gitops_agent.service import Agent
-from tests.integration.support import ConfigRepo
+from tests.support.builders import ConfigRepo
 
 AgentFactory = Callable[[Config], Agent]
 

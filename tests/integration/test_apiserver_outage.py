@@ -22,7 +22,7 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.model import Action
 from gitops_agent.service import Agent
 from tests.controlplane.harness import ControlPlane
-from tests.integration.support import ConfigRepo, configmap, make_config
+from tests.support.builders import ConfigRepo, configmap, make_config
 
 pytestmark = pytest.mark.integration
 

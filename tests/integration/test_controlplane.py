@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,24 +21,13 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.controlplane.harness import FAIL_ANNOTATION, NODE_NAME, RequestCounts
-from tests.integration.support import deployment
+from tests.support.builders import deployment
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
 MANAGER = "gitops-agent-test"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def eventually(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
-    """Polls ``check`` until it returns something truthy (and returns that), for at most ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def call(
@@ -109,7 +97,7 @@ def test_server_side_apply_and_kwok_make_a_deployment_available(api_client: k8s.
         live = get(api_client, path)
         return live["status"].get("availableReplicas") == live["spec"]["replicas"] and live
 
-    live = eventually(available, "3 available replicas")
+    live = wait_until(available, timeout=60, interval=0.2, message="3 available replicas")
     assert live["status"]["readyReplicas"] == 3
     assert condition(live, "Available")["status"] == "True"
     pods = get(api_client, f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3Dweb")["items"]
@@ -168,7 +156,10 @@ def test_a_crd_becomes_established_and_serves_custom_resources(api_client: k8s.A
     status, _ = apply(api_client, crd_path, crd, MANAGER)
     assert status == 201
     try:
-        eventually(lambda: condition(get(api_client, crd_path), "Established").get("status") == "True", "Established")
+        wait_until(
+            lambda: condition(get(api_client, crd_path), "Established").get("status") == "True",
+            timeout=60, interval=0.2, message="the CRD Established",
+        )  # fmt: skip
         widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 2}}
         path = f"/apis/{group}/v1/namespaces/{namespace}/widgets/w"
 
@@ -177,7 +168,7 @@ def test_a_crd_becomes_established_and_serves_custom_resources(api_client: k8s.A
             status, body = apply(api_client, path, widget, MANAGER)
             return status == 201 and body
 
-        assert eventually(created, "a Widget", timeout_s=30)["spec"] == {"size": 2}
+        assert wait_until(created, timeout=30, interval=0.2, message="a Widget")["spec"] == {"size": 2}
         assert get(api_client, path)["spec"] == {"size": 2}
         # The schema is enforced. SSA answers a value of the wrong type with 500 "failed to create
         # typed patch object" (the agent's adapter counts it as the manifest's fault); create, 422.
@@ -199,7 +190,7 @@ def test_a_crashlooping_rollout_stays_unready(api_client: k8s.ApiClient, namespa
         waiting = [s["state"].get("waiting", {}) for p in pods for s in p["status"].get("containerStatuses", [])]
         return len(pods) == len(waiting) == 2 and all(w.get("reason") == "CrashLoopBackOff" for w in waiting) and pods
 
-    pods = eventually(crashlooping, "two pods in CrashLoopBackOff")
+    pods = wait_until(crashlooping, timeout=60, interval=0.2, message="two pods in CrashLoopBackOff")
     assert all(p["status"]["phase"] == "Running" and condition(p, "Ready")["status"] == "False" for p in pods)
     assert all(s["restartCount"] > 0 and not s["ready"] for p in pods for s in p["status"]["containerStatuses"])
     live = get(api_client, f"/apis/apps/v1/namespaces/{namespace}/deployments/crash")
@@ -216,9 +207,11 @@ def test_a_job_completes_and_a_failing_job_fails(api_client: k8s.ApiClient, name
         found = get(api_client, f"{jobs}/{name}")
         return condition(found, kind).get("status") == "True" and found
 
-    done = eventually(lambda: finished("once", "Complete"), "the Job to complete")
+    done = wait_until(lambda: finished("once", "Complete"), timeout=60, interval=0.2, message="the Job to complete")
     assert done["status"]["succeeded"] == 1
-    failed = eventually(lambda: finished("doomed", "Failed"), "the failing Job to fail")
+    failed = wait_until(
+        lambda: finished("doomed", "Failed"), timeout=60, interval=0.2, message="the failing Job to fail"
+    )
     assert condition(failed, "Failed")["reason"] == "BackoffLimitExceeded"
     assert failed["status"]["failed"] == 1
 
@@ -270,5 +263,5 @@ def test_a_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
         alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         return not alive and not (state / "etcd").exists() and not (state / "pki").exists()
 
-    eventually(all_gone, "the components to exit and the data to go", timeout_s=30)
+    wait_until(all_gone, timeout=30, interval=0.2, message="the components to exit and the data to go")
     assert "the test process died" in (state / "logs" / "reaper.log").read_text()

@@ -19,8 +19,9 @@ import yaml
 from kubernetes import client as k8s
 
 from gitops_agent.core.webhook import signature
-from tests.integration.support import ConfigRepo, configmap
-from tests.unit.daemon_fakes import free_port, wait_until
+from tests.controlplane.harness import free_port
+from tests.support.builders import ConfigRepo, configmap
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 

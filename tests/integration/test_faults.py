@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.integration.conftest import AgentFactory
-from tests.integration.support import ConfigRepo, configmap, make_config
+from tests.support.builders import ConfigRepo, configmap, make_config
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
 from gitops_agent.rollout import follow
 from tests.controlplane.harness import FAIL_ANNOTATION, ControlPlane
 from tests.integration.conftest import AgentFactory
-from tests.integration.support import ConfigRepo, configmap, deployment, make_config, widget_crd
+from tests.support.builders import ConfigRepo, configmap, deployment, make_config, widget_crd
 
 pytestmark = pytest.mark.integration
 CONTROLLER_MANAGER = "kube-controller-manager"

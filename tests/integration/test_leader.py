@@ -1,7 +1,8 @@
 """Leader election against the real API server: one replica leads, another takes over when the
 leader stops renewing (crash) or releases the Lease (shutdown), and a race to create has one winner.
 
-Durations are shortened (3s lease, 0.3s renew) so take-overs happen within seconds.
+Durations are shortened (3s lease, 0.3s renew) so take-overs happen within seconds. "Nothing
+happens" is asserted after the electors did more rounds (``Rounds``), not after a sleep.
 """
 
 from __future__ import annotations
@@ -16,13 +17,38 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.core.lease import parse_lease
 from gitops_agent.daemon import Daemon
 from gitops_agent.leader import LEASES, LeaderElector, LeaderOptions
-from tests.unit.daemon_fakes import FakeAgent, wait_until
+from tests.support.fake_agent import FakeAgent
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
 LEASE = "gitops-agent-leader"
 
 Make = Callable[..., LeaderElector]
+
+
+class Rounds:
+    """Counts an elector's finished rounds (its loop calls ``step``), so a test can wait for "b tried
+    three more times" instead of sleeping and hoping it did."""
+
+    def __init__(self, elector: LeaderElector) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        step = elector.step
+
+        def counted() -> bool:
+            try:
+                return step()
+            finally:
+                with self._lock:
+                    self.count += 1
+
+        elector.step = counted  # type: ignore[method-assign]
+
+    def wait(self, more: int, timeout: float = 10) -> None:
+        """Returns once ``more`` rounds started after this call have finished."""
+        target = self.count + more + 1  # the round in progress now may have read the Lease before
+        wait_until(lambda: self.count >= target, timeout=timeout, message=lambda: f"round {target} (at {self.count})")
 
 
 @pytest.fixture
@@ -59,8 +85,9 @@ def test_one_leads_and_the_other_takes_over_when_renewals_stop(make: Make, names
     a, b = make("replica-a"), make("replica-b")
     a.start()
     wait_until(lambda: a.leading)
+    b_rounds = Rounds(b)
     b.start()
-    time.sleep(1.0)  # several of b's rounds: a's Lease is live, b waits
+    b_rounds.wait(3)  # a's Lease is live: b waits, round after round
     assert a.leading and not b.leading
     assert holder(b.kube, namespace) == ("replica-a", 0)
 
@@ -76,8 +103,10 @@ def test_a_released_lease_is_taken_over_at_once(make: Make, namespace: str) -> N
     a, b = make("replica-a"), make("replica-b")
     a.start()
     wait_until(lambda: a.leading)
+    b_rounds = Rounds(b)
     b.start()
-    time.sleep(0.5)
+    b_rounds.wait(1)  # b is following, waiting for the Lease to expire
+    assert not b.leading
     stopped = time.monotonic()
     a.stop(release=True)
     wait_until(lambda: b.leading, timeout=10)
@@ -112,8 +141,10 @@ def test_only_the_leaders_daemon_runs_passes(make: Make) -> None:
     try:
         electors["a"].start()
         wait_until(lambda: sum(agents["a"].passes.values()) == 2)
+        b_rounds = Rounds(electors["b"])
         electors["b"].start()
-        time.sleep(1.0)
+        b_rounds.wait(3)
+        assert not electors["b"].leading and not daemons["b"].leading
         assert sum(agents["b"].passes.values()) == 0
 
         assert daemons["a"].stop()
@@ -128,14 +159,15 @@ def test_only_the_leaders_daemon_runs_passes(make: Make) -> None:
 def test_a_push_received_by_a_follower_reaches_the_leader_once(make: Make, namespace: str) -> None:
     pushes: list[str] = []
     a, b = make("replica-a", on_push=pushes.append), make("replica-b")
+    a_rounds = Rounds(a)
     a.start()
     wait_until(lambda: a.leading)
     b.start()
     assert b.relay_push("refs/heads/main")
     assert b.relay_push("refs/heads/release")
     wait_until(lambda: sorted(pushes) == ["refs/heads/main", "refs/heads/release"])
-    time.sleep(1.0)  # several renewals later: consumed, not repeated
-    assert sorted(pushes) == ["refs/heads/main", "refs/heads/release"]
+    a_rounds.wait(3)  # three renewals later: consumed, not repeated
+    assert a.leading and sorted(pushes) == ["refs/heads/main", "refs/heads/release"]
     live = b.kube.get(LEASES, namespace, LEASE)
     assert live is not None and parse_lease(live).pushed == ()
     assert not a.relay_push("refs/heads/main")  # the leader has nobody to relay to

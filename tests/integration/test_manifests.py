@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.config import Config, EnvironmentConfig, parse_config
 from gitops_agent.model import KubeObject
 from gitops_agent.service import Agent, PassResult
-from tests.integration.support import ConfigRepo, configmap, deployment
+from tests.support.builders import ConfigRepo, configmap, deployment
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -218,9 +218,14 @@ def remove_rules(admin: KubeClient, cluster_role: str, *, group: str) -> None:
 
 def sync_until_failed(agent: Agent, timeout_s: float = 15) -> PassResult:
     """RBAC changes reach the authorizer within moments, not at once: pass until refused."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    passes: list[PassResult] = []
+
+    def refused() -> PassResult | None:
         (result,) = agent.sync_all()
-        if not result.ok or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
+        passes.append(result)
+        return None if result.ok else result
+
+    return wait_until(
+        refused, timeout=timeout_s, interval=0.5,
+        message=lambda: f"a pass refused for lack of permission ({len(passes)} passes, the last {passes[-1].outcome})",
+    )  # fmt: skip

@@ -19,7 +19,7 @@ from tests.doubles.chat_server import ChatServer
 from tests.doubles.github_server import GitHubServer
 from tests.doubles.loopback import hang, server_error
 from tests.integration.conftest import AgentFactory
-from tests.integration.support import ConfigRepo, configmap, deployment, make_config, secret
+from tests.support.builders import ConfigRepo, configmap, deployment, make_config, secret
 
 pytestmark = pytest.mark.integration
 FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1, budget=20, timeout=5)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from tests.controlplane.harness import FAIL_ANNOTATION
-from tests.integration.support import ConfigRepo, config_yaml, configmap, deployment
-from tests.unit.daemon_fakes import free_port, wait_until
+from tests.controlplane.harness import FAIL_ANNOTATION, free_port
+from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 

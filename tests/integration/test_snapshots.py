@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from gitops_agent.core.drift import CHANGED, MISSING
 from gitops_agent.service import PassResult
 from tests.integration.conftest import AgentFactory
-from tests.integration.support import ConfigRepo, configmap, deployment, make_config
+from tests.support.builders import ConfigRepo, configmap, deployment, make_config
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from gitops_agent.core.plan import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
 from gitops_agent.service import Agent, PassResult
-from tests.integration.support import ConfigRepo, Symlink, configmap, deployment, make_config, secret, widget_crd
+from tests.support.builders import ConfigRepo, Symlink, configmap, deployment, make_config, secret, widget_crd
 
 pytestmark = pytest.mark.integration
 

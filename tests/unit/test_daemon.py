@@ -17,7 +17,8 @@ from gitops_agent.daemon import Daemon, DaemonOptions, summarize
 from gitops_agent.errors import SourceError
 from gitops_agent.logging_setup import setup_logging
 from gitops_agent.service import PassResult
-from tests.unit.daemon_fakes import COMMIT, FakeAgent, config, wait_until
+from tests.support.fake_agent import COMMIT, FakeAgent, config
+from tests.support.polling import wait_until
 
 
 @pytest.fixture
@@ -35,10 +36,18 @@ def daemon(agent: FakeAgent) -> Iterator[Daemon]:
     d.stop()
 
 
+def idle(daemon: Daemon) -> bool:
+    """No pass running and none pending: nothing starts again without a new request (or a tick)."""
+    return not any(v.running for v in daemon.status().environments)
+
+
 def test_no_pass_runs_until_this_replica_leads(daemon: Daemon, agent: FakeAgent) -> None:
     daemon.trigger(["dev", "prod"])
-    time.sleep(0.2)
+    assert idle(daemon)  # the request was decided (refused) inside trigger: nothing was queued
     assert sum(agent.passes.values()) == 0
+    daemon.set_leading(True)  # and nothing was kept for later: leading brings exactly one pass each
+    wait_until(lambda: idle(daemon))
+    assert agent.passes == {"dev": 1, "prod": 1}
 
 
 def test_leading_passes_every_environment_once_with_one_shared_fetch(daemon: Daemon, agent: FakeAgent) -> None:
@@ -55,8 +64,7 @@ def test_a_flood_of_pushes_during_a_pass_runs_one_more_pass_never_two_at_once(da
     for _ in range(100):
         assert daemon.push("refs/heads/main").environments == ("dev",)
     gate.set()
-    wait_until(lambda: agent.passes["dev"] == 2)
-    time.sleep(0.2)
+    wait_until(lambda: idle(daemon))  # the held pass and whatever the flood left pending are done
     assert agent.passes["dev"] == 2
     assert agent.max_active["dev"] == 1
 
@@ -85,11 +93,11 @@ def test_a_push_fetches_again_even_right_after_a_fetch(daemon: Daemon, agent: Fa
 
 def test_a_push_to_no_followed_branch_triggers_nothing(daemon: Daemon, agent: FakeAgent) -> None:
     daemon.set_leading(True)
-    wait_until(lambda: sum(agent.passes.values()) == 2)
+    wait_until(lambda: idle(daemon))
     assert daemon.push("refs/heads/feature").environments == ()
     assert daemon.push("refs/tags/v1").environments == ()
-    time.sleep(0.1)
-    assert sum(agent.passes.values()) == 2
+    assert idle(daemon)  # a pass asked for is marked running before push returns: none was
+    assert agent.passes == {"dev": 1, "prod": 1}
 
 
 def test_a_follower_relays_pushes_to_the_leader(daemon: Daemon, agent: FakeAgent) -> None:
@@ -139,10 +147,8 @@ def test_losing_the_lease_stops_new_passes(daemon: Daemon, agent: FakeAgent) -> 
     daemon.push("refs/heads/main")  # one more pending
     daemon.set_leading(False)
     gate.set()
-    wait_until(lambda: agent.passes["dev"] == 1)
-    time.sleep(0.2)
+    wait_until(lambda: idle(daemon))  # the pass in flight ended, and the pending one was dropped
     assert agent.passes["dev"] == 1
-    assert not daemon.status().environments[0].running
 
 
 def test_stop_waits_for_the_pass_in_flight_and_starts_no_more(agent: FakeAgent) -> None:
@@ -158,7 +164,7 @@ def test_stop_waits_for_the_pass_in_flight_and_starts_no_more(agent: FakeAgent) 
     assert 0.2 < time.monotonic() - started < 5
     assert agent.passes["dev"] == 1  # the pending pass never started
     daemon.trigger(["dev", "prod"])
-    time.sleep(0.1)
+    assert idle(daemon)  # refused inside trigger: nothing queued
     assert agent.passes["dev"] == 1
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.integration.support import ConfigRepo, configmap
-from tests.unit.daemon_fakes import free_port, wait_until
+from tests.controlplane.harness import free_port
+from tests.support.builders import ConfigRepo, configmap
+from tests.support.polling import wait_until
 
 KUBECONFIG = {
     "apiVersion": "v1",

@@ -18,7 +18,8 @@ from gitops_agent.daemon import Daemon, DaemonOptions
 from gitops_agent.errors import ConfigError
 from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret, status_html
 from gitops_agent.service import PassResult
-from tests.unit.daemon_fakes import COMMIT, FakeAgent, wait_until
+from tests.support.fake_agent import COMMIT, FakeAgent
+from tests.support.polling import wait_until
 
 SECRET = b"It's a Secret to Everybody"
 

@@ -1,4 +1,4 @@
-"""Building blocks for integration tests: a real git config repo and manifest builders."""
+"""Building blocks for tests of any tier: a real git config repo, manifest and config builders."""
 
 from __future__ import annotations
 

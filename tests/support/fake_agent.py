@@ -1,4 +1,5 @@
-"""A fake of our own service layer (``service.Agent``) for daemon and server tests.
+"""A fake of our own service layer (``service.Agent``) for daemon, server and leader tests, in the
+unit and the integration tier alike.
 
 It stands in for the whole pass (git, render, Kubernetes): these tests are about scheduling,
 coalescing, HTTP and shutdown, not about apply or drift, which are tested against the real API
@@ -8,7 +9,6 @@ server elsewhere.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -16,9 +16,6 @@ from gitops_agent.config import Config, EnvironmentConfig, parse_config
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.errors import GitOpsError
 from gitops_agent.service import PassListener, PassResult
-from tests.controlplane.harness import free_port  # one port finder for the harness and the daemon tests
-
-__all__ = ["free_port"]
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -100,11 +97,3 @@ class FakeAgent:
 
     def request_counts(self) -> dict[str, int]:
         return {"get": 2, "apply": 1}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
