@@ -24,6 +24,7 @@ controlplane:
 lint: install
 	$(BIN)/ruff check gitops_agent tests
 	$(BIN)/ruff format --check gitops_agent tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

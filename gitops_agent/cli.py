@@ -13,19 +13,28 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gitops_agent import __version__, cli_proposals
-from gitops_agent.config import find_config_path, load_config
-from gitops_agent.core.drift import ObjectDrift
+from gitops_agent.agent import Agent
+from gitops_agent.composition import Wiring, command_wiring
+from gitops_agent.config import Config, find_config_path, load_config
 from gitops_agent.core.health import aggregate
-from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import Action, HealthStatus, ObjectKey
-from gitops_agent.reporting import reporter_from_config
-from gitops_agent.service import Agent, EnvironmentStatus, HistoryEntry, PassResult
+from gitops_agent.model import HealthStatus
+from gitops_agent.present import (
+    drift_json,
+    format_drift,
+    format_health,
+    format_history,
+    format_pass,
+    format_status,
+    health_json,
+    history_json,
+    pass_json,
+    status_row_json,
+)
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
@@ -36,10 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="A GitOps agent for Kubernetes: applies each commit once, explains drift, follows rollouts.",
     )
     parser.add_argument("--version", action="version", version=f"gitops-agent {__version__}")
+    _add_global_flags(parser, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="agent config file (default: $GITOPS_AGENT_CONFIG, else ./gitops-agent.yaml)")
-    common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
-    common.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    _add_global_flags(common, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sync = sub.add_parser("sync", parents=[common], help="render, validate, apply and prune (one pass)")
@@ -76,33 +84,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--config`` and friends, before the command or after it. After it they are the command's
+    own flags with no default (SUPPRESS), so they override a value given before, never reset it."""
+    config_default = None if defaults else argparse.SUPPRESS
+    parser.add_argument(
+        "--config",
+        default=config_default,
+        help="agent config file (default: $GITOPS_AGENT_CONFIG, else ./gitops-agent.yaml)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=config_default,
+        help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)",
+    )
+    parser.add_argument("--output", "-o", choices=("text", "json"), default="text" if defaults else argparse.SUPPRESS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(find_config_path(args.config))
+        if args.command == "run":
+            return _run(config, args)
+        wiring = command_wiring(
+            config,
+            kubeconfig=args.kubeconfig,
+            report=_applies(args),
+            github=_applies(args) or (args.command in cli_proposals.COMMANDS and not getattr(args, "dry_run", False)),
+            follow=not getattr(args, "no_wait", False),
+        )
     except GitOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    agent = Agent(config, kubeconfig=args.kubeconfig)
     try:
-        handler = {
-            "sync": _sync,
-            "diff": _diff,
-            "status": _status,
-            "validate": _validate,
-            "drift": _drift,
-            "history": _history,
-            "run": _run,
-            "health": _health,
-            **cli_proposals.COMMANDS,
-        }[args.command]
-        return handler(agent, args)
+        return COMMANDS[args.command](wiring, args)
     except GitOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     finally:
-        _write_stats(agent)
-        agent.close()
+        _write_stats(wiring.agent)
+        wiring.close()
+
+
+def _applies(args: argparse.Namespace) -> bool:
+    """Does the command write to a cluster? Then GitHub and chat hear of it (``sync``, ``rollback --now``)."""
+    if getattr(args, "dry_run", False):
+        return False
+    return args.command == "sync" or (args.command == "rollback" and bool(args.now))
 
 
 def _write_stats(agent: Agent) -> None:
@@ -116,54 +145,31 @@ def _write_stats(agent: Agent) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
-def _run(agent: Agent, args: argparse.Namespace) -> int:
+def _run(config: Config, args: argparse.Namespace) -> int:
     # the daemon's imports are not needed by one-shot commands
-    from gitops_agent.github_factory import github_client
-    from gitops_agent.preview import preview_pull_request
-    from gitops_agent.runner import RunOptions, run
+    from gitops_agent.composition import RunOptions, daemon_wiring
+    from gitops_agent.logging_setup import setup_logging
+    from gitops_agent.serve import serve
 
+    setup_logging(args.log_format)
     options = RunOptions(args.listen, args.log_format, not args.no_leader_election, args.kubeconfig)
-    reporter = reporter_from_config(agent.config)
-    github = github_client(agent.config)
-    previewer = None
-    if github is not None:
-        target_url = agent.config.github.target_url if agent.config.github else None
-
-        def previewer(number: int, head_sha: str, base_ref: str) -> object:
-            return preview_pull_request(agent, github, number, head_sha, base_ref=base_ref, target_url=target_url)
-
-    try:
-        return run(agent, options, reporters=lambda metrics: [reporter] if reporter else [], previewer=previewer)
-    finally:
-        if reporter is not None:
-            reporter.close()
+    return serve(daemon_wiring(config, options))
 
 
-def _health(agent: Agent, args: argparse.Namespace) -> int:
-    commit, objects = agent.health(args.env)
+def _health(w: Wiring, args: argparse.Namespace) -> int:
+    commit, objects = w.agent.health(args.env)
     overall = aggregate(o.status for o in objects)
     if args.output == "json":
-        rows = [{**_key_json(o.key), "status": o.status.value, "message": o.message} for o in objects]
-        _print_json({"environment": args.env, "commit": commit, "status": overall.value, "objects": rows})
-    elif not commit:
-        print(f"{args.env}: nothing applied yet")
+        _print_json(health_json(args.env, commit, overall, objects))
     else:
-        print(f"{args.env} @ {commit[:12]}: {overall.value}")
-        for o in objects:
-            print(f"  {o.status.value:<10} {o.key}: {o.message}")
+        print(format_health(args.env, commit, overall, objects))
     return EXIT_OK if overall is HealthStatus.CURRENT else EXIT_CHANGES
 
 
-def _sync(agent: Agent, args: argparse.Namespace) -> int:
-    agent.follow_rollouts = not args.no_wait
-    reporter = None if args.dry_run else reporter_from_config(agent.config)
-    if reporter is not None:
-        agent.listeners.append(reporter)
-    try:
-        results = agent.sync_all(args.env, dry_run=args.dry_run, explicit=bool(args.env), force=args.force)
-    finally:
-        if reporter is not None:
-            reporter.close()  # statuses of this run are sent before the command returns
+def _sync(w: Wiring, args: argparse.Namespace) -> int:
+    results = w.agent.sync_all(args.env, dry_run=args.dry_run, explicit=bool(args.env), force=args.force)
+    if w.reporter is not None:
+        w.reporter.flush()  # statuses of this run are sent before the command returns
     if args.output == "json":
         _print_json({"results": [pass_json(r) for r in results]})
     else:
@@ -172,8 +178,8 @@ def _sync(agent: Agent, args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_CHANGES
 
 
-def _diff(agent: Agent, args: argparse.Namespace) -> int:
-    results = agent.sync_all(args.env, dry_run=True)
+def _diff(w: Wiring, args: argparse.Namespace) -> int:
+    results = w.agent.sync_all(args.env, dry_run=True)
     if args.output == "json":
         _print_json({"results": [pass_json(r, with_diff=True) for r in results]})
     else:
@@ -188,36 +194,17 @@ def _diff(agent: Agent, args: argparse.Namespace) -> int:
     return EXIT_CHANGES if any(r.sync and r.sync.has_changes for r in results) else EXIT_OK
 
 
-def _history(agent: Agent, args: argparse.Namespace) -> int:
-    entries = agent.history(args.env)
+def _history(w: Wiring, args: argparse.Namespace) -> int:
+    entries = w.agent.history(args.env)
     if args.output == "json":
         _print_json({"environment": args.env, "history": [history_json(h) for h in entries]})
-        return EXIT_OK
-    if not entries:
-        print(f"{args.env}: nothing applied yet")
-    for h in entries:
-        e = h.entry
-        mark = "  <- running" if h.running else ""
-        if e.rolled_back_from:  # `rollback --now`: held here until the rollback PR merges
-            mark = f"  (rolled back from {e.rolled_back_from[:12]})" + mark
-        print(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
-        for c in h.commits:
-            print(f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}")
+    else:
+        print(format_history(args.env, entries))
     return EXIT_OK
 
 
-def history_json(h: HistoryEntry) -> dict[str, Any]:
-    return {
-        **asdict(h.entry),
-        "running": h.running,
-        "commits": [
-            {"sha": c.sha, "author": c.author, "date": c.date.isoformat(), "subject": c.subject} for c in h.commits
-        ],
-    }
-
-
-def _drift(agent: Agent, args: argparse.Namespace) -> int:
-    reports = agent.drift_all(args.env)
+def _drift(w: Wiring, args: argparse.Namespace) -> int:
+    reports = w.agent.drift_all(args.env)
     if args.output == "json":
         _print_json({"environments": [drift_json(r) for r in reports]})
     else:
@@ -227,25 +214,25 @@ def _drift(agent: Agent, args: argparse.Namespace) -> int:
     return EXIT_CHANGES if any(r.drift for r in reports) else EXIT_OK
 
 
-def _status(agent: Agent, args: argparse.Namespace) -> int:
-    rows = agent.status(args.env)
+def _status(w: Wiring, args: argparse.Namespace) -> int:
+    rows = w.agent.status(args.env)
     if args.output == "json":
-        _print_json({"environments": [asdict(r) for r in rows]})
+        _print_json({"environments": [status_row_json(r) for r in rows]})
     else:
         print(format_status(rows))
     return EXIT_OK if all(not r.error for r in rows) else EXIT_CHANGES
 
 
-def _validate(agent: Agent, args: argparse.Namespace) -> int:
-    fetch_error = agent.fetch()
+def _validate(w: Wiring, args: argparse.Namespace) -> int:
+    fetch_error = w.agent.fetch()
     failures = 0
     report: list[dict[str, Any]] = []
-    for env in agent.environments(args.env):
+    for env in w.agent.environments(args.env):
         try:
             if fetch_error:
                 raise fetch_error
-            commit = agent.target_commit(env)
-            objects = agent.render(env, commit)
+            commit = w.agent.target_commit(env)
+            objects = w.agent.snapshots.render(env, commit)
             report.append({"environment": env.name, "commit": commit, "objects": len(objects), "error": ""})
         except GitOpsError as exc:
             failures += 1
@@ -259,140 +246,16 @@ def _validate(agent: Agent, args: argparse.Namespace) -> int:
     return EXIT_CHANGES if failures else EXIT_OK
 
 
-# --- rendering ------------------------------------------------------------------------------
-
-
-def pass_json(r: PassResult, *, with_diff: bool = False) -> dict[str, Any]:
-    """The stable JSON shape of one environment's pass (documented in the README)."""
-    return {
-        "environment": r.environment,
-        "commit": r.commit,
-        "outcome": r.outcome,
-        "ok": r.ok,
-        "error": r.error,
-        "reason": r.reason,
-        "message": r.message,
-        "sync": sync_json(r.sync, with_diff=with_diff) if r.sync else None,
-        "repaired": sync_json(r.repaired, with_diff=with_diff) if r.repaired else None,
-        "drift": [_object_drift_json(d) for d in r.drift],
-        "health": {"status": r.health.status.value, "message": r.health.message} if r.health else None,
-    }
-
-
-def sync_json(r: SyncResult, *, with_diff: bool = False) -> dict[str, Any]:
-    return {
-        "dry_run": r.dry_run,
-        "ok": r.ok,
-        "error": r.error,
-        "summary": {a.value: r.changes.count(a) for a in Action},
-        "objects": [_object_json(o, with_diff) for o in r.objects],
-    }
-
-
-def drift_json(r: PassResult) -> dict[str, Any]:
-    return {
-        "environment": r.environment,
-        "commit": r.commit,
-        "ok": r.ok,
-        "error": r.error,
-        "expected": sum(1 for d in r.drift if d.expected),
-        "unexpected": sum(1 for d in r.drift if not d.expected),
-        "objects": [_object_drift_json(d) for d in r.drift],
-    }
-
-
-def _key_json(key: ObjectKey) -> dict[str, str]:
-    return {"group": key.group, "kind": key.kind, "namespace": key.namespace, "name": key.name}
-
-
-def _object_drift_json(d: ObjectDrift) -> dict[str, Any]:
-    return {
-        **_key_json(d.key),
-        "drift": d.kind,
-        "expected": d.expected,
-        "fields": [asdict(f) for f in d.fields],
-    }
-
-
-def _object_json(o: ObjectPlan, with_diff: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        **_key_json(o.key),
-        "action": o.action.value,
-        "changed_paths": list(o.paths),
-        "message": o.message,
-        "source": o.source,
-    }
-    if with_diff:
-        out["diff"] = o.diff
-    return out
-
-
-def format_pass(r: PassResult) -> str:
-    head = f"{r.environment} @ {r.commit[:12] or '?'}: {r.outcome}"
-    if not r.ok:
-        return f"{head}: {r.error}"
-    lines = [head + (f" ({r.message})" if r.message else "")]
-    for label, result in (("", r.sync), ("repaired drift: ", r.repaired)):
-        if result is None:
-            continue
-        lines.append(f"  {label}{result.changes.summary()}")
-        lines += [
-            f"    {o.action.value:<10} {o.key}" + (f" ({o.message})" if o.message else "")
-            for o in result.objects
-            if o.action is not Action.UNCHANGED
-        ]
-    if r.health is not None:
-        lines.append(f"  rollout: {r.health.status.value}: {r.health.message}")
-    if r.drift:
-        unexpected = len(r.unexpected_drift)
-        lines.append(f"  drift: {unexpected} unexpected, {len(r.drift) - unexpected} expected (gitops-agent drift)")
-    return "\n".join(lines)
-
-
-def format_drift(r: PassResult) -> str:
-    head = f"{r.environment} @ {r.commit[:12] or '?'}"
-    if not r.ok:
-        return f"{head}: error: {r.error}"
-    if not r.drift:
-        return f"{head}: no drift"
-    lines = [f"{head}: {len(r.unexpected_drift)} unexpected, {len(r.drift) - len(r.unexpected_drift)} expected"]
-    for d in r.drift:
-        label = "expected" if d.expected else "UNEXPECTED"
-        if d.kind != "changed":
-            lines.append(f"  {label:<10} {d.key}: {d.kind}")
-            continue
-        lines.append(f"  {label:<10} {d.key}")
-        for f in d.fields:
-            who = f"by {f.manager}" if f.manager else "removed"
-            since = f" since {f.since}" if f.since else ""
-            lines.append(f"      {f.path}: {_short(f.desired)} -> {_short(f.live)} ({who}{since})")
-    return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def format_status(rows: list[EnvironmentStatus]) -> str:
-    header = ("ENVIRONMENT", "TARGET", "APPLIED", "OBJECTS", "IN SYNC", "HEALTH", "DRIFT", "LAST RESULT")
-    table = [header] + [
-        (
-            r.environment,
-            r.target_commit[:12] or "-",
-            r.applied_commit[:12] or "-",
-            str(r.objects),
-            "yes" if r.in_sync else "no",
-            r.health or "-",
-            f"{r.drift_unexpected} unexpected, {r.drift_expected} expected",
-            r.last_result,
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
-    errors = [f"{r.environment}: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + errors)
+COMMANDS: dict[str, Callable[[Wiring, argparse.Namespace], int]] = {
+    "sync": _sync,
+    "diff": _diff,
+    "status": _status,
+    "validate": _validate,
+    "drift": _drift,
+    "history": _history,
+    "health": _health,
+    **cli_proposals.COMMANDS,
+}
 
 
 def _print_json(data: Any) -> None:

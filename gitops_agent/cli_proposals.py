@@ -12,11 +12,11 @@ import json
 import sys
 from typing import Any
 
-from gitops_agent.github_factory import github_client, require_github
+from gitops_agent.composition import Wiring, require_github
 from gitops_agent.model import Action
 from gitops_agent.preview import PreviewResult, preview_pull_request
 from gitops_agent.promotion import Proposal, promote, rollback
-from gitops_agent.service import Agent
+from gitops_agent.reconcile import PassResult
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -43,23 +43,24 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     v.add_argument("--base", metavar="BRANCH", help="the PR's base branch (default: repo.branch)")
 
 
-def run_promote(agent: Agent, args: argparse.Namespace) -> int:
-    github = None if args.dry_run else github_client(agent.config)
-    proposal = promote(agent, github, source=args.source, target=args.target, app=args.app, dry_run=args.dry_run)
+def run_promote(w: Wiring, args: argparse.Namespace) -> int:
+    github = None if args.dry_run else w.github
+    proposal = promote(w.agent, github, source=args.source, target=args.target, app=args.app, dry_run=args.dry_run)
     return _print_proposal(proposal, args.output)
 
 
-def run_rollback(agent: Agent, args: argparse.Namespace) -> int:
-    github = None if args.dry_run else github_client(agent.config)
-    proposal = rollback(agent, github, environment=args.env, to=args.to, now=args.now, dry_run=args.dry_run)
+def run_rollback(w: Wiring, args: argparse.Namespace) -> int:
+    github = None if args.dry_run else w.github
+    proposal = rollback(w.agent, github, environment=args.env, to=args.to, now=args.now, dry_run=args.dry_run)
     code = _print_proposal(proposal, args.output)
     return EXIT_FAILED if proposal.applied is not None and not proposal.applied.ok else code
 
 
-def run_preview(agent: Agent, args: argparse.Namespace) -> int:
-    github = require_github(agent.config, "gitops-agent preview posts statuses and a comment on the pull request")
-    target_url = agent.config.github.target_url if agent.config.github else None
-    result = preview_pull_request(agent, github, args.pr, args.head, base_ref=args.base, target_url=target_url)
+def run_preview(w: Wiring, args: argparse.Namespace) -> int:
+    config = w.agent.config
+    github = require_github(w.github, config, "gitops-agent preview posts statuses and a comment on the pull request")
+    target_url = config.github.target_url if config.github else None
+    result = preview_pull_request(w.agent, github, args.pr, args.head, base_ref=args.base, target_url=target_url)
     if args.output == "json":
         _print_json(preview_json(result))
     else:
@@ -103,7 +104,7 @@ def proposal_json(p: Proposal) -> dict[str, Any]:
             for f in (promotion.fields if promotion else ())
         ],
         "applied": None if p.applied is None else {"ok": p.applied.ok, "error": p.applied.error,
-                                                   "summary": p.applied.changes.summary()},
+                                                   "summary": _applied_summary(p.applied)},
     }  # fmt: skip
 
 
@@ -116,10 +117,10 @@ def format_proposal(p: Proposal) -> str:
     lines += [f"note: {n}" for n in p.notes]
     if p.applied is not None:
         verb = "would apply" if p.dry_run else "applied"
-        lines.append(f"{verb} now: {p.applied.error or p.applied.changes.summary()}")
+        lines.append(f"{verb} now: {p.applied.error or _applied_summary(p.applied)}")
         lines += [
             f"    {o.action.value:<10} {o.key}"
-            for o in p.applied.objects
+            for o in (p.applied.sync.objects if p.applied.sync else ())
             if o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED, Action.FAILED)
         ]
     if p.dry_run and p.diff:
@@ -160,3 +161,7 @@ def format_preview(r: PreviewResult) -> str:
 def _print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def _applied_summary(applied: PassResult) -> str:
+    return applied.sync.changes.summary() if applied.sync else "nothing applied"

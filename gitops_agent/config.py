@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from gitops_agent.core.drift import ExpectedManager, IgnoreRule
+from gitops_agent.core.promote import PromotableField
 from gitops_agent.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "gitops-agent.yaml"
@@ -26,15 +28,6 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
 
 
-@dataclass(frozen=True)
-class ExpectedManager:
-    """A field manager allowed to own some fields: those fields are neither applied nor drift."""
-
-    manager: str
-    paths: tuple[str, ...] = ()  # JSON pointers; empty means every field it owns
-    kinds: tuple[str, ...] = ()  # empty means every kind
-
-
 #: Managers that legitimately own fields after an apply, by default (drift issue): the HPA writes
 #: ``spec.replicas`` as kube-controller-manager.
 DEFAULT_EXPECTED_MANAGERS: tuple[ExpectedManager, ...] = (
@@ -42,17 +35,6 @@ DEFAULT_EXPECTED_MANAGERS: tuple[ExpectedManager, ...] = (
     ExpectedManager("vpa-recommender", ("/spec/template/spec/containers",)),
     ExpectedManager("argo-rollouts"),
 )
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    """Argo CD's ``ignoreDifferences``: these paths of matching objects are neither diffed nor drift."""
-
-    kind: str
-    paths: tuple[str, ...]
-    group: str | None = None
-    name: str | None = None
-    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,15 +96,6 @@ class ChatConfig:
 class ServerConfig:
     listen: str = "0.0.0.0:8080"
     webhook_secret_file: str | None = None
-
-
-@dataclass(frozen=True)
-class PromotableField:
-    """A field besides container images that carries a release's identity (a version annotation,
-    an app-version env var): ``gitops-agent promote`` copies it from one environment to the next."""
-
-    kind: str
-    path: str  # JSON pointer into the rendered object
 
 
 @dataclass(frozen=True)

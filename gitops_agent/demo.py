@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from gitops_agent.cli import format_pass, format_status
+from gitops_agent.composition import build_agent
 from gitops_agent.config import parse_config
-from gitops_agent.service import Agent
+from gitops_agent.present import format_pass, format_status
 
 # a fixed author and date make the demo commit's sha the same on every run
 _GIT_ENV = {
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"config repository: {workdir / 'config-repo'} @ {commit[:12]}")
     print(f"agent config:      {workdir / 'gitops-agent.yaml'}\n")
 
-    agent = Agent(parse_config(text, source=str(workdir / "gitops-agent.yaml")), kubeconfig=args.kubeconfig)
+    agent = build_agent(parse_config(text, source=str(workdir / "gitops-agent.yaml")), kubeconfig=args.kubeconfig)
     try:
         results = agent.sync_all()
         for result in results:

@@ -38,7 +38,7 @@ from gitops_agent.core.lease import (
 from gitops_agent.errors import ConflictError, GitOpsError
 from gitops_agent.model import KubeObject
 
-__all__ = ["LEASES", "LeaderElector", "LeaderOptions", "LeaseAPI", "default_identity", "should_acquire"]
+__all__ = ["LEASES", "LeaderElector", "LeaderOptions", "LeaseAPI", "PushRelay", "default_identity", "should_acquire"]
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +167,7 @@ class LeaderElector:
         return True
 
     def relay_push(self, ref: str, *, attempts: int = 3) -> bool:
-        """A follower's webhook got a push: note it on the Lease for the leader. False when there is
-        no other leader to tell (no Lease, or this replica holds it) or the Lease could not be written."""
-        o = self.options
-        for _ in range(attempts):
-            try:
-                live = self.kube.get(LEASES, o.namespace, o.name)
-                if live is None or parse_lease(live).holder in ("", self.identity):
-                    return False
-                self.kube.replace(with_pushed_ref(live, ref), LEASES, field_manager=o.field_manager)
-                return True
-            except ConflictError:
-                continue  # the leader renewed meanwhile: read again
-            except GitOpsError as exc:
-                log.warning("could not relay the push to %s to the leader: %s", ref, exc)
-                return False
-        return False
+        return PushRelay(self.kube, self.options).relay(ref, attempts=attempts)
 
     def _within_deadline(self) -> bool:
         """A leader whose renewal failed stays leader only until the renew deadline."""
@@ -208,3 +193,31 @@ class LeaderElector:
         self._leading = leading
         log.info("%s leading as %s", "started" if leading else "stopped", self.identity)
         self._on_change(leading)
+
+
+class PushRelay:
+    """A follower's way to hand a push to the leader: the ref is noted on the Lease, which the
+    leader's next renewal consumes (``LeaderElector``). Needs only the Lease, not the election loop,
+    so the scheduler can be given it before the elector exists."""
+
+    def __init__(self, kube: LeaseAPI, options: LeaderOptions) -> None:
+        self.kube = kube
+        self.options = options
+
+    def relay(self, ref: str, *, attempts: int = 3) -> bool:
+        """False when there is no other leader to tell (no Lease, or this replica holds it) or the
+        Lease could not be written."""
+        o = self.options
+        for _ in range(attempts):
+            try:
+                live = self.kube.get(LEASES, o.namespace, o.name)
+                if live is None or parse_lease(live).holder in ("", o.identity):
+                    return False
+                self.kube.replace(with_pushed_ref(live, ref), LEASES, field_manager=o.field_manager)
+                return True
+            except ConflictError:
+                continue  # the leader renewed meanwhile: read again
+            except GitOpsError as exc:
+                log.warning("could not relay the push to %s to the leader: %s", ref, exc)
+                return False
+        return False

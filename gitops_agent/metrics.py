@@ -27,8 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from gitops_agent.core.drift import DriftCounts
 from gitops_agent.model import Action
-from gitops_agent.service import PassResult
+from gitops_agent.reconcile import PassResult
 
 PREFIX = "gitops_agent_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -93,9 +94,9 @@ class Metrics:
             for action in (Action.CREATED, Action.CONFIGURED):
                 self.applied.labels(env, action.value).inc(changes.count(action))
             self.pruned.labels(env).inc(changes.count(Action.PRUNED))
-        unexpected = len(result.unexpected_drift)
-        self.drifted.labels(env, "unexpected").set(unexpected)
-        self.drifted.labels(env, "expected").set(len(result.drift) - unexpected)
+        drift = DriftCounts.of(result.drift)
+        self.drifted.labels(env, "unexpected").set(drift.unexpected)
+        self.drifted.labels(env, "expected").set(drift.expected)
         if result.ok:
             self.last_success.labels(env).set(now)
         else:

@@ -1,7 +1,7 @@
 """Pull request previews: what merging a PR would do to each live environment, posted on the PR.
 
 For every environment whose rendered snapshot the PR changes, the PR head is rendered and planned
-against the live cluster (``Engine.sync(dry_run=True)``: server-side dry-run, nothing written). The
+against the live cluster (a dry-run pass: server-side dry-runs, nothing written). The
 result goes to GitHub twice: one commit status per changed environment on the head commit
 (``gitops-agent/preview/<env>``: "3 objects change, 1 pruned"), and one comment with the full
 diffs, found again by a hidden marker and updated in place on later pushes, so a PR never collects
@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gitops_agent.adapters.git_workspace import Workspace
+from gitops_agent.agent import Agent
+from gitops_agent.cluster import SyncResult
 from gitops_agent.config import EnvironmentConfig
 from gitops_agent.core.report import DESCRIPTION_LIMIT, cut
-from gitops_agent.engine import Engine, SyncResult
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject
-from gitops_agent.service import Agent, same_snapshot
+from gitops_agent.reconcile import PassRequest
+from gitops_agent.snapshots import same_snapshot
 
 MARKER = "<!-- gitops-agent:preview -->"
 #: GitHub refuses an issue comment body longer than this (characters)
@@ -96,7 +98,7 @@ def preview_pull_request(
     error = agent.fetch() if fetch else None
     if error is not None:
         raise error
-    workspace = Workspace(agent.source)
+    workspace = Workspace(agent.snapshots.source)
     head = workspace.fetch_pull(pr_number)
     if head_sha and head != head_sha:
         why = f"PR #{pr_number} moved on to {head[:12]}; its own event previews that"
@@ -124,8 +126,10 @@ def _preview(agent: Agent, env: EnvironmentConfig, base: str, head: str) -> Envi
         before = None  # broken at the base: whatever the head renders is a change
     if before is not None and same_snapshot(before, after):
         return None
-    result = Engine(agent.kube(env)).sync(after, commit=head, options=agent.options(env), dry_run=True)
-    return EnvironmentPreview(env.name, result)
+    planned = agent.reconcile(env, PassRequest(dry_run=True, commit=head))
+    if planned.sync is None:  # the pass failed before planning (the cluster unreachable)
+        return EnvironmentPreview(env.name, error=planned.error)
+    return EnvironmentPreview(env.name, planned.sync)
 
 
 def _upsert_comment(github: PreviewGitHub, number: int, body: str | None) -> tuple[int | None, str]:

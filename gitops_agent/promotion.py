@@ -19,22 +19,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gitops_agent import __version__
 from gitops_agent.adapters.git_source import CommitInfo
 from gitops_agent.adapters.git_workspace import Workspace
-from gitops_agent.adapters.renderer import KustomizeRunner, render_environment
+from gitops_agent.agent import Agent
 from gitops_agent.config import EnvironmentConfig
-from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
 from gitops_agent.core.promote import FieldChange, Promotion, plan_promotion
 from gitops_agent.core.render import KUSTOMIZATION_NAMES, is_manifest_path
 from gitops_agent.core.yaml_edit import set_fields, set_kustomize_images, set_workload_images
-from gitops_agent.engine import Engine, SyncResult
 from gitops_agent.errors import ConfigError, RenderError, SourceError
-from gitops_agent.service import Agent, same_snapshot
+from gitops_agent.reconcile import PassRequest, PassResult
+from gitops_agent.snapshots import same_snapshot
 
 #: GitHub refuses longer pull request titles
 TITLE_LIMIT = 256
@@ -64,7 +61,7 @@ class Proposal:
     url: str = ""
     notes: tuple[str, ...] = ()
     promotion: Promotion | None = None
-    applied: SyncResult | None = None  # rollback --now
+    applied: PassResult | None = None  # rollback --now: the pass that applied it
 
 
 # --- promote ------------------------------------------------------------------------------------
@@ -99,7 +96,7 @@ def promote(
     if promotion.empty:
         return Proposal(branch, base, "", "", "", dry_run, notes=promotion.notes, promotion=promotion)
     # Write it into the target's overlay on a fresh branch of the working clone.
-    workspace = Workspace(agent.source)
+    workspace = Workspace(agent.snapshots.source)
     workspace.update()
     workspace.checkout(dst_commit, branch)
     changed = write_promotion(workspace.root, dst.path, promotion)
@@ -217,7 +214,7 @@ def rollback(
     env = agent.config.environment(environment)
     _fetch(agent)
     head = agent.target_commit(env)
-    workspace = Workspace(agent.source)
+    workspace = Workspace(agent.snapshots.source)
     workspace.update()
     # HEAD (HEAD~2, HEAD^) means the environment's commit, not whatever the clone has checked out.
     target = workspace.resolve(head + to[4:] if to.startswith("HEAD") else to)
@@ -246,25 +243,11 @@ def rollback(
 
 def apply_rollback(
     agent: Agent, env: EnvironmentConfig, *, target: str, head: str, dry_run: bool = False
-) -> SyncResult:
-    """Apply the snapshot of ``target`` now and record it in the ledger as a rollback from ``head``."""
-    engine = Engine(agent.kube(env))
-    options = agent.options(env)
-    result = engine.sync(agent.snapshot(env, target), commit=target, options=options, dry_run=dry_run)
-    if dry_run:
-        return result
-    ledger = engine.read_ledger(options)
-    entry = LedgerEntry(
-        commit=target,
-        time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        agent_version=__version__,
-        result=FAILED if not result.ok else (APPLIED if result.wrote else REACHED),
-        summary=result.changes.summary(),
-        message=result.error,
-        rolled_back_from=head,
-    )
-    engine.write_ledger(options, ledger.record(entry))
-    return result
+) -> PassResult:
+    """Apply the snapshot of ``target`` now, as a pass that records it in the ledger as a rollback
+    from ``head`` (held there until the environment's intent in git changes) and tells the listeners."""
+    request = PassRequest(dry_run=dry_run, explicit=True, commit=target, rolled_back_from="" if dry_run else head)
+    return agent.reconcile(env, request)
 
 
 def rollback_body(
@@ -290,10 +273,10 @@ def _rollback_notes(
     agent: Agent, env: EnvironmentConfig, workspace: Workspace, target: str, head: str, diff: str
 ) -> list[str]:
     """What restoring only ``env.path`` does not restore: changes to the bases it shares."""
-    outside = sorted(p for p in agent.source.changed_paths(target, head) if not _under(p, env.path))
+    outside = sorted(p for p in agent.snapshots.source.changed_paths(target, head) if not _under(p, env.path))
     if not outside:
         return [] if diff else [f"{env.path} is already as it was at {target[:12]}."]
-    restored = render_environment(workspace.root, env.path, kustomize=KustomizeRunner(agent.config.agent.kustomize))
+    restored = agent.snapshots.render_tree(workspace.root, env.path)
     wanted = agent.snapshot(env, target)
     if same_snapshot(restored, wanted):
         return []

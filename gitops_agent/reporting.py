@@ -17,12 +17,13 @@ from dataclasses import replace
 
 from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.github import GitHubClient
-from gitops_agent.config import Config, read_secret_file
+from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
-from gitops_agent.core.report import DriftSummary, EnvironmentReport, Phase, commit_status, summary_from_drift
+from gitops_agent.core.pass_rules import UP_TO_DATE
+from gitops_agent.core.report import DriftSummary, EnvironmentReport, Phase, commit_status
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import ChangeSet, HealthStatus
-from gitops_agent.service import UP_TO_DATE, PassResult
+from gitops_agent.reconcile import PassResult
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,14 @@ _FAILED_PHASES = {
 
 def environment_report(result: PassResult, *, target_url: str | None = None) -> EnvironmentReport:
     """What a pass means for its commit status (pure)."""
-    unexpected = len(result.unexpected_drift)
+    drift = DriftCounts.of(result.drift)
     report = EnvironmentReport(
         environment=result.environment,
         commit=result.commit,
         phase=Phase.HEALTHY if result.outcome in (APPLIED, REACHED) else Phase.DRIFT,
         changes=result.sync.changes if result.sync else ChangeSet(),
-        drift_expected=len(result.drift) - unexpected,
-        drift_unexpected=unexpected,
+        drift_expected=drift.expected,
+        drift_unexpected=drift.unexpected,
         target_url=target_url,
     )
     if result.outcome == FAILED:
@@ -88,7 +89,7 @@ class Reporter:
             report = self._continued(environment_report(result, target_url=self.target_url), result)
             self._queue(f"status:{result.environment}", lambda: self._post_status(report))
         if result.ok and self.chat is not None and self.chat.configured:
-            summary = summary_from_drift(result.environment, result.commit, result.drift, target_url=self.target_url)
+            summary = DriftSummary(result.environment, result.commit, result.drift, target_url=self.target_url)
             self._queue(f"chat:{result.environment}", lambda: self._post_chat(summary))
 
     def _continued(self, report: EnvironmentReport, result: PassResult) -> EnvironmentReport:
@@ -152,22 +153,3 @@ class Reporter:
         for client in (self.github, self.chat):
             if client is not None:
                 client.close()
-
-
-def reporter_from_config(config: Config) -> Reporter | None:
-    """A Reporter for the config's ``github:`` and ``chat:`` sections; None when neither is set."""
-    from gitops_agent.github_factory import github_client
-
-    github = github_client(config)
-    chat = None
-    if config.chat is not None:
-        chat = ChatNotifier(
-            slack_webhook_url=read_secret_file(
-                config.chat.slack_webhook_url_file, "chat.slack_webhook_url_file", config
-            ),
-            webhook_url=read_secret_file(config.chat.webhook_url_file, "chat.webhook_url_file", config),
-        )
-    if github is None and chat is None:
-        return None
-    target_url = config.github.target_url if config.github else None
-    return Reporter(github=github, chat=chat, target_url=target_url)

@@ -28,10 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.webhook import PREVIEW_ACTIONS, parse_pull_request, parse_push, verify_signature
-from gitops_agent.daemon import Daemon, DaemonStatus, EnvironmentView, summarize
 from gitops_agent.errors import ConfigError
 from gitops_agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gitops_agent.present import drift_counts_json, summarize
+from gitops_agent.scheduler import EnvironmentView, Scheduler, SchedulerStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung client never holds up shutdown
 
-    def __init__(self, address: tuple[str, int], daemon: Daemon, *, webhook_secret: bytes | None) -> None:
+    def __init__(self, address: tuple[str, int], daemon: Scheduler, *, webhook_secret: bytes | None) -> None:
         super().__init__(address, _Handler)
         self.agent_daemon = daemon
         self.webhook_secret = webhook_secret
@@ -120,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- routes ---------------------------------------------------------------------------------
 
-    def _readyz(self, daemon: Daemon) -> None:
+    def _readyz(self, daemon: Scheduler) -> None:
         reasons = daemon.readiness()
         status = HTTPStatus.SERVICE_UNAVAILABLE if reasons else HTTPStatus.OK
         self._send(status, ("\n".join(reasons or ("ready",)) + "\n").encode(), _TEXT)
@@ -197,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
 # --- rendering (pure) ---------------------------------------------------------------------------
 
 
-def status_json(status: DaemonStatus) -> dict[str, Any]:
+def status_json(status: SchedulerStatus) -> dict[str, Any]:
     """The stable JSON of ``GET /status``."""
     return {
         "leader": status.leading,
@@ -211,7 +213,6 @@ def status_json(status: DaemonStatus) -> dict[str, Any]:
 
 def _environment_json(v: EnvironmentView) -> dict[str, Any]:
     r = v.last
-    unexpected = len(r.unexpected_drift) if r else 0
     return {
         "name": v.name,
         "policy": v.policy,
@@ -223,7 +224,7 @@ def _environment_json(v: EnvironmentView) -> dict[str, Any]:
         "outcome": r.outcome if r else "",
         "ok": r.ok if r else None,
         "summary": summarize(r) if r else "",
-        "drift": {"expected": len(r.drift) - unexpected if r else 0, "unexpected": unexpected},
+        "drift": drift_counts_json(DriftCounts.of(r.drift if r else ())),
         "last_error": r.error if r else "",
         "reason": r.reason if r else "",
         "finished_at": _time(v.finished_at),
@@ -250,7 +251,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 """
 
 
-def status_html(status: DaemonStatus) -> str:
+def status_html(status: SchedulerStatus) -> str:
     """The page for people; every value escaped (errors quote manifests, branch names are anyone's)."""
     role = "leader" if status.leading else "follower"
     ready = "ready" if not status.ready else "not ready: " + "; ".join(status.ready)

@@ -41,7 +41,7 @@ _REFERENCE_KEYS = ("resources", "bases", "components")
 
 
 @dataclass(frozen=True)
-class KustomizeRunner:
+class Kustomize:
     """Runs ``kustomize build DIR`` or ``kubectl kustomize DIR``.
 
     ``binary`` is a path or a command name; when None, ``$GITOPS_AGENT_KUSTOMIZE`` is used, then
@@ -96,7 +96,7 @@ class KustomizeRunner:
 
 
 def render_environment(
-    tree_root: Path, env_path: str, *, kustomize: KustomizeRunner | None, limits: ParseLimits = DEFAULT_LIMITS
+    tree_root: Path, env_path: str, *, kustomize: Kustomize | None, limits: ParseLimits = DEFAULT_LIMITS
 ) -> list[DesiredObject]:
     """The objects of the environment at ``env_path`` (relative to the exported ``tree_root``).
 
@@ -107,7 +107,7 @@ def render_environment(
     prefix = _normalize(env_path)
     env_dir = _env_directory(root, prefix, env_path)
     if any((env_dir / name).is_file() for name in KUSTOMIZATION_NAMES):
-        return _render_kustomize(root, env_dir, env_path, kustomize or KustomizeRunner())
+        return _render_kustomize(root, env_dir, env_path, kustomize or Kustomize())
     return parse_manifests(dict(_read_manifests(root, env_dir, prefix, limits)), limits=limits)
 
 
@@ -185,7 +185,7 @@ def _read_file(path: Path, shown: str, root: Path, limits: ParseLimits) -> bytes
 # --- Kustomize ------------------------------------------------------------------------------------
 
 
-def _render_kustomize(root: Path, env_dir: Path, env_path: str, runner: KustomizeRunner) -> list[DesiredObject]:
+def _render_kustomize(root: Path, env_dir: Path, env_path: str, runner: Kustomize) -> list[DesiredObject]:
     _check_references(root, env_dir)
     output = runner.build(env_dir, tree_root=root, label=env_path)
     objects = parse_stream(output, f"{env_path} (kustomize output)", limits=KUSTOMIZE_OUTPUT_LIMITS)

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_agent.config import ExpectedManager, IgnoreRule
 from gitops_agent.core.diff import MASK, escape_pointer, is_secret, pointer_remove
 from gitops_agent.core.managed_fields import FieldOwner, field_owners, owner_of
 from gitops_agent.model import KubeObject, ObjectKey
@@ -32,8 +31,10 @@ CHANGED, MISSING, EXTRA = "changed", "missing", "unexpected-object"
 
 @dataclass(frozen=True)
 class DriftedField:
+    """One field of a live object that moved away from the applied snapshot."""
+
     path: str  # JSON pointer into the live object
-    desired: Any  # Secret values masked
+    desired: Any  # the snapshot's value; Secret values masked
     live: Any  # Secret values masked; None when the field is gone
     manager: str  # "" when nobody owns it (a field removed)
     since: str  # RFC 3339 time of that manager's last write, "" when unknown
@@ -42,13 +43,55 @@ class DriftedField:
 
 @dataclass(frozen=True)
 class ObjectDrift:
+    """One object with drift. ``state`` is ``changed`` (see ``fields``), ``missing`` (deleted from
+    the cluster) or ``unexpected-object`` (carries the environment's label, absent from git)."""
+
     key: ObjectKey
-    kind: str  # changed | missing | unexpected-object
+    state: str  # changed | missing | unexpected-object
     fields: tuple[DriftedField, ...] = ()
 
     @property
     def expected(self) -> bool:
-        return self.kind == CHANGED and all(f.expected for f in self.fields)
+        """Changed, and every field by an expected manager; missing and extra objects never are."""
+        return self.state == CHANGED and all(f.expected for f in self.fields)
+
+    @property
+    def unexpected_fields(self) -> tuple[DriftedField, ...]:
+        return tuple(f for f in self.fields if not f.expected)
+
+
+@dataclass(frozen=True)
+class DriftCounts:
+    """Drifted objects, split as ``ObjectDrift.expected`` classifies them."""
+
+    unexpected: int = 0
+    expected: int = 0
+
+    @classmethod
+    def of(cls, drift: Iterable[ObjectDrift]) -> DriftCounts:
+        drift = tuple(drift)
+        unexpected = sum(1 for d in drift if not d.expected)
+        return cls(unexpected=unexpected, expected=len(drift) - unexpected)
+
+
+@dataclass(frozen=True)
+class ExpectedManager:
+    """A field manager allowed to own some fields: those fields are neither applied nor drift."""
+
+    manager: str
+    paths: tuple[str, ...] = ()  # JSON pointers; empty means every field it owns
+    kinds: tuple[str, ...] = ()  # empty means every kind
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """Argo CD's ``ignoreDifferences``: these paths of matching objects are neither diffed nor drift."""
+
+    kind: str
+    paths: tuple[str, ...]
+    group: str | None = None
+    name: str | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)

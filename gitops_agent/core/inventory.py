@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gitops_agent.core.plan import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
+from gitops_agent.core.prepare import MANAGED_BY, MANAGED_BY_LABEL, STATE_OF_LABEL
 from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject, ObjectKey
 

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_agent.config import PromotableField
 from gitops_agent.core.diff import MASK, pointer_get
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey
@@ -40,6 +39,15 @@ CONTAINER_LISTS = ("initContainers", "containers")
 
 #: (group, kind, name): how an object is recognised in another environment
 Identity = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class PromotableField:
+    """A field besides container images that carries a release's identity (a version annotation,
+    an app-version env var): ``gitops-agent promote`` copies it from one environment to the next."""
+
+    kind: str
+    path: str  # JSON pointer into the rendered object
 
 
 @dataclass(frozen=True, order=True)

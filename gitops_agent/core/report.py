@@ -53,11 +53,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from gitops_agent.core.drift import ObjectDrift
+from gitops_agent.core.drift import EXTRA, MISSING, DriftedField, ObjectDrift
 from gitops_agent.model import Action, ChangeSet, ObjectKey
 
 #: GitHub refuses (422) a status description longer than this
@@ -81,8 +81,6 @@ VALUE_LIMIT = 120
 WEBHOOK_MAX_OBJECTS = 100
 WEBHOOK_MAX_FIELDS = 50
 WEBHOOK_VALUE_LIMIT = 2000
-
-CHANGED, MISSING, EXTRA = "changed", "missing", "unexpected-object"
 
 ChatKind = Literal["appeared", "resolved"]
 
@@ -228,53 +226,19 @@ def cut(text: str, limit: int) -> str:
 
 
 @dataclass(frozen=True)
-class DriftedField:
-    """One field of a live object that moved away from git.
-
-    ``old`` is the value git (the applied snapshot) set, ``new`` the live value (None when the
-    field is gone); both already masked by the drift detector. ``since`` is the RFC 3339 time of
-    the manager's last write ("" when unknown); it is shown but never part of the fingerprint.
-    """
-
-    path: str  # JSON pointer into the live object
-    manager: str  # the field manager owning it now; "" when nobody does (the field was removed)
-    since: str
-    expected: bool
-    old: Any = None
-    new: Any = None
-
-
-@dataclass(frozen=True)
-class DriftedObject:
-    """One object with drift: ``change`` is ``changed`` (see ``fields``), ``missing`` (deleted from
-    the cluster) or ``unexpected-object`` (carries the environment's label, absent from git)."""
-
-    key: ObjectKey
-    change: str = CHANGED
-    fields: tuple[DriftedField, ...] = ()
-
-    @property
-    def unexpected_fields(self) -> tuple[DriftedField, ...]:
-        return tuple(f for f in self.fields if not f.expected)
-
-    @property
-    def unexpected(self) -> bool:
-        """Missing and extra objects are always unexpected; a changed one when any field is."""
-        return self.change != CHANGED or bool(self.unexpected_fields)
-
-
-@dataclass(frozen=True)
 class DriftSummary:
-    """The drift of one environment at one pass: what the chat adapters are given."""
+    """The drift of one environment at one pass (``core.drift.detect_drift``'s objects), with what
+    a message needs around it: what the chat adapters are given."""
 
     environment: str
     commit: str
-    objects: tuple[DriftedObject, ...] = ()
+    objects: tuple[ObjectDrift, ...] = ()
     target_url: str | None = None
 
     @property
-    def unexpected(self) -> tuple[DriftedObject, ...]:
-        return tuple(o for o in self.objects if o.unexpected)
+    def unexpected(self) -> tuple[ObjectDrift, ...]:
+        """Missing and extra objects are always unexpected; a changed one when any field is."""
+        return tuple(o for o in self.objects if not o.expected)
 
     @property
     def expected_fields(self) -> int:
@@ -290,21 +254,6 @@ class ChatDecision:
     fingerprint: str | None
 
 
-def summary_from_drift(
-    environment: str, commit: str, drift: Iterable[ObjectDrift], *, target_url: str | None = None
-) -> DriftSummary:
-    """A ``DriftSummary`` from ``core.drift.detect_drift``'s result (the one place the two meet)."""
-    objects = tuple(
-        DriftedObject(
-            key=d.key,
-            change=d.kind,
-            fields=tuple(DriftedField(f.path, f.manager, f.since, f.expected, f.desired, f.live) for f in d.fields),
-        )
-        for d in drift
-    )
-    return DriftSummary(environment, commit, objects, target_url)
-
-
 def is_secret_key(key: ObjectKey) -> bool:
     return key.kind == "Secret" and key.group == ""
 
@@ -315,8 +264,8 @@ def mask_secret_values(summary: DriftSummary) -> DriftSummary:
     return replace(summary, objects=objects)
 
 
-def _mask_object(obj: DriftedObject) -> DriftedObject:
-    fields = tuple(replace(f, old=SECRET_CHANGED, new=SECRET_CHANGED) for f in obj.fields)
+def _mask_object(obj: ObjectDrift) -> ObjectDrift:
+    fields = tuple(replace(f, desired=SECRET_CHANGED, live=SECRET_CHANGED) for f in obj.fields)
     return replace(obj, fields=fields)
 
 
@@ -325,7 +274,11 @@ def drift_fingerprint(summary: DriftSummary) -> str:
     so the same drift seen again gives the same fingerprint; never a Secret's value)."""
     masked = mask_secret_values(summary)
     state = [
-        [o.key.encode(), o.change, sorted([f.path, _canonical(f.old), _canonical(f.new)] for f in o.unexpected_fields)]
+        [
+            o.key.encode(),
+            o.state,
+            sorted([f.path, _canonical(f.desired), _canonical(f.live)] for f in o.unexpected_fields),
+        ]
         for o in masked.unexpected
     ]
     text = json.dumps([masked.environment, sorted(state)], separators=(",", ":"), ensure_ascii=False)
@@ -393,22 +346,22 @@ def _slack_appeared(s: DriftSummary) -> dict[str, Any]:
     return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
-def _object_text(obj: DriftedObject) -> str:
+def _object_text(obj: ObjectDrift) -> str:
     """``*Kind/ns/name* — what happened`` and one line per unexpected field, as many as fit."""
     title = f"*{_esc(str(obj.key))}*"
-    if obj.change == MISSING:
+    if obj.state == MISSING:
         return f"{title} — deleted from the cluster"
-    if obj.change == EXTRA:
+    if obj.state == EXTRA:
         return f"{title} — in the cluster with the environment's label, not in git"
     lines = [_field_line(obj, f) for f in obj.unexpected_fields]
     return _fit([f"{title} — changed outside git", *lines], SLACK_SECTION_LIMIT, "fields")
 
 
-def _field_line(obj: DriftedObject, f: DriftedField) -> str:
+def _field_line(obj: ObjectDrift, f: DriftedField) -> str:
     who = f" by `{_code(f.manager)}`" if f.manager else " removed"
     since = f" since {_esc(f.since)}" if f.since else ""
     secret = is_secret_key(obj.key)
-    change = SECRET_CHANGED if secret else f"`{_code(_value(f.old))}` → `{_code(_value(f.new))}`"
+    change = SECRET_CHANGED if secret else f"`{_code(_value(f.desired))}` → `{_code(_value(f.live))}`"
     return f"• `{_code(f.path)}`{who}{since}: {change}"
 
 
@@ -498,16 +451,22 @@ def generic_webhook_payload(summary: DriftSummary, kind: ChatKind = "appeared") 
     }
 
 
-def _webhook_object(obj: DriftedObject) -> dict[str, Any]:
+def _webhook_object(obj: ObjectDrift) -> dict[str, Any]:
     fields = obj.unexpected_fields
     return {
         "group": obj.key.group,
         "kind": obj.key.kind,
         "namespace": obj.key.namespace,
         "name": obj.key.name,
-        "change": obj.change,
+        "change": obj.state,
         "fields": [
-            {"path": f.path, "manager": f.manager, "since": f.since, "old": _bounded(f.old), "new": _bounded(f.new)}
+            {
+                "path": f.path,
+                "manager": f.manager,
+                "since": f.since,
+                "old": _bounded(f.desired),
+                "new": _bounded(f.live),
+            }
             for f in fields[:WEBHOOK_MAX_FIELDS]
         ],
         "omitted_fields": max(0, len(fields) - WEBHOOK_MAX_FIELDS),

@@ -12,17 +12,16 @@ Pure decisions, so the rules are tested without threads or clocks (the daemon pa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-
-from gitops_agent.config import Config, EnvironmentConfig
 
 MAX_JITTER_S = 30.0
 JITTER_FRACTION = 0.1
 
 
-def interval_of(config: Config, env: EnvironmentConfig) -> float:
-    """Seconds between two scheduled passes of an environment."""
-    return env.interval_s if env.interval_s is not None else config.repo.poll_interval_s
+def interval_of(own_interval_s: float | None, poll_interval_s: float) -> float:
+    """Seconds between two scheduled passes of an environment: its own interval, else the repo's."""
+    return own_interval_s if own_interval_s is not None else poll_interval_s
 
 
 def jitter_of(interval_s: float) -> float:
@@ -67,10 +66,11 @@ def finish_pass(state: PassState) -> tuple[PassState, bool]:
     return PassState(), False
 
 
-def environments_for_ref(config: Config, ref: str) -> tuple[str, ...]:
-    """Environments that follow the pushed branch (``refs/heads/<branch>``); tags match none."""
+def environments_for_ref(branches: Mapping[str, str], ref: str) -> tuple[str, ...]:
+    """Environments that follow the pushed branch (``refs/heads/<branch>``); tags match none.
+    ``branches``: each environment's name and the branch it follows, in the config's order."""
     prefix = "refs/heads/"
     if not ref.startswith(prefix):
         return ()
     branch = ref[len(prefix) :]
-    return tuple(env.name for env in config.environments if config.branch_of(env) == branch)
+    return tuple(name for name, followed in branches.items() if followed == branch)

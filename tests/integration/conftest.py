@@ -5,15 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
+from gitops_agent.agent import Agent
+from gitops_agent.composition import build_agent
 from gitops_agent.config import Config
-from gitops_agent.service import Agent
 from tests.support.builders import ConfigRepo
 
-AgentFactory = Callable[[Config], Agent]
+#: an agent for a config, built as the composition root builds it (``build_agent``'s keywords)
+AgentFactory = Callable[..., Agent]
 
 
 @pytest.fixture
@@ -39,8 +42,8 @@ def repo(tmp_path: Path) -> ConfigRepo:
 def agent_factory(kubeconfig: str) -> Iterator[AgentFactory]:
     made: list[Agent] = []
 
-    def make(config: Config) -> Agent:
-        agent = Agent(config, kubeconfig=kubeconfig)
+    def make(config: Config, **wiring: Any) -> Agent:
+        agent = build_agent(config, kubeconfig=kubeconfig, **wiring)
         made.append(agent)
         return agent
 

@@ -19,8 +19,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.composition import build_agent
 from gitops_agent.model import Action
-from gitops_agent.service import Agent
 from tests.controlplane.harness import ControlPlane
 from tests.support.builders import ConfigRepo, configmap, make_config
 
@@ -59,15 +59,15 @@ def test_an_apply_cut_off_by_an_outage_converges_on_the_next_pass(
     repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
     commit = repo.commit()
     config = make_config(repo, names, tmp_path)
-    agent = Agent(config, kubeconfig=str(own_plane.kubeconfig))
+    agent = build_agent(config, kubeconfig=str(own_plane.kubeconfig))
     try:
-        stop_after_applies(agent.kube(config.environments[0]), own_plane, 5)
+        stop_after_applies(agent.clusters.kube(config.environments[0]), own_plane, 5)
         dev = agent.sync_all("dev")[0]
         assert dev.outcome == "failed"
         assert "cannot reach the Kubernetes API" in dev.error, dev.error
 
         own_plane.start_apiserver_again()
-        again = Agent(config, kubeconfig=str(own_plane.kubeconfig)).sync_all("dev")[0]
+        again = build_agent(config, kubeconfig=str(own_plane.kubeconfig)).sync_all("dev")[0]
         assert (again.outcome, again.commit) == ("applied", commit), again.error
         assert again.sync is not None and again.sync.changes.count(Action.CREATED) > 0, "the outage cut the apply short"
     finally:

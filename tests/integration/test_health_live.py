@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from gitops_agent.cluster import ClusterApi
+from gitops_agent.cluster.read import LiveReads
 from gitops_agent.core.health import assess
-from gitops_agent.engine import Engine
 from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
+from gitops_agent.reconcile import FollowSettings
 from gitops_agent.rollout import follow
 from tests.controlplane.harness import FAIL_ANNOTATION, ControlPlane
 from tests.integration.conftest import AgentFactory
@@ -43,9 +45,7 @@ def crashing(name: str, deadline: int) -> dict[str, Any]:
 @pytest.fixture
 def quick(agent_factory: AgentFactory) -> AgentFactory:
     def make(config: Any) -> Any:
-        agent = agent_factory(config)
-        agent.poll_s = 0.25
-        return agent
+        return agent_factory(config, follow=FollowSettings(poll_s=0.25))
 
     return make
 
@@ -92,23 +92,28 @@ def test_a_failing_job_fails(repo: ConfigRepo, names: dict[str, str], tmp_path: 
 
 
 class Recording:
-    """The engine as the follower's LiveReader, noting the health of each object it hands over."""
+    """The cluster's reads as the follower's LiveReader, noting the health of each object it hands over."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, reads: LiveReads) -> None:
+        self.reads = reads
         self.seen: list[str] = []
 
     def get_many(self, keys: Sequence[ObjectKey]) -> Mapping[ObjectKey, KubeObject]:
-        found = self.engine.get_many(keys)
+        found = self.reads.get_many(keys)
         self.seen.extend(f"{assess(o).status.value}: {assess(o).message}" for o in found.values())
         return found
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
-        return self.engine.list_pods(namespace, selector)
+        return self.reads.list_pods(namespace, selector)
 
 
 def test_a_new_image_is_followed_from_an_unobserved_generation_to_current(
-    control_plane: ControlPlane | None, repo: ConfigRepo, names: dict[str, str], tmp_path: Path, quick: AgentFactory
+    control_plane: ControlPlane | None,
+    repo: ConfigRepo,
+    names: dict[str, str],
+    tmp_path: Path,
+    quick: AgentFactory,
+    agent_factory: AgentFactory,
 ) -> None:
     """The controller manager is stopped while the new image is applied, so the follower's first
     look meets a status written for the old generation (still "2/2 available"); it must wait for
@@ -122,7 +127,7 @@ def test_a_new_image_is_followed_from_an_unobserved_generation_to_current(
     agent = quick(make_config(repo, names, tmp_path))
     first = agent.sync_all("dev")[0].health
     assert first is not None and first.status is HealthStatus.CURRENT, first
-    agent.follow_rollouts = False
+    agent = agent_factory(agent.config, follow=FollowSettings(enabled=False))
     d["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/api:2.0"
     repo.write("environments/dev/app.yaml", [d])
     repo.commit("new image")
@@ -133,7 +138,7 @@ def test_a_new_image_is_followed_from_an_unobserved_generation_to_current(
         control_plane.start_component(CONTROLLER_MANAGER)
         raise
 
-    reader = Recording(Engine(agent.kube(agent.config.environments[0])))
+    reader = Recording(LiveReads(ClusterApi(agent.clusters.kube(agent.config.environments[0]))))
     started: list[bool] = []
 
     def sleep(seconds: float) -> None:  # between the follower's polls: let the controller work

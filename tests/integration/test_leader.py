@@ -15,8 +15,8 @@ import pytest
 
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.core.lease import parse_lease
-from gitops_agent.daemon import Daemon
 from gitops_agent.leader import LEASES, LeaderElector, LeaderOptions
+from gitops_agent.scheduler import Scheduler
 from tests.support.fake_agent import FakeAgent
 from tests.support.polling import wait_until
 
@@ -134,7 +134,7 @@ def test_a_race_to_create_the_lease_has_one_winner(make: Make) -> None:
 
 def test_only_the_leaders_daemon_runs_passes(make: Make) -> None:
     agents = {"a": FakeAgent(), "b": FakeAgent()}
-    daemons = {name: Daemon(agent) for name, agent in agents.items()}
+    daemons = {name: Scheduler(agent) for name, agent in agents.items()}
     electors = {name: make(f"replica-{name}", on_change=daemons[name].set_leading) for name in daemons}
     for d in daemons.values():
         d.start()

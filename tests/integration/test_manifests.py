@@ -20,9 +20,11 @@ import pytest
 import yaml
 
 from gitops_agent.adapters.kube import KubeClient
-from gitops_agent.config import Config, EnvironmentConfig, parse_config
+from gitops_agent.agent import Agent
+from gitops_agent.composition import build_agent
+from gitops_agent.config import parse_config
 from gitops_agent.model import KubeObject
-from gitops_agent.service import Agent, PassResult
+from gitops_agent.reconcile import PassResult
 from tests.support.builders import ConfigRepo, configmap, deployment
 from tests.support.polling import wait_until
 
@@ -152,21 +154,6 @@ def test_the_deployment_is_locked_down_and_probed(installed: Installed) -> None:
     assert config.repo.cache_dir.startswith("/var/cache/gitops-agent")
 
 
-class ImpersonatingAgent(Agent):
-    """The agent as its ServiceAccount: every request carries ``Impersonate-User``."""
-
-    def __init__(self, config: Config, *, kubeconfig: str, user: str) -> None:
-        super().__init__(config, kubeconfig=kubeconfig)
-        self._as = KubeClient.connect(kubeconfig=kubeconfig, impersonate=user)
-
-    def kube(self, env: EnvironmentConfig) -> KubeClient:
-        return self._as
-
-    def close(self) -> None:
-        self._as.close()
-        super().close()
-
-
 @pytest.fixture
 def target(admin: KubeClient) -> Iterator[str]:
     name = f"shop-{uuid.uuid4().hex[:6]}"
@@ -190,7 +177,7 @@ def test_the_agent_needs_exactly_the_shipped_rbac(
         ),
         source="test.yaml",
     )
-    agent = ImpersonatingAgent(config, kubeconfig=kubeconfig, user=installed.user)
+    agent = build_agent(config, kubeconfig=kubeconfig, impersonate=installed.user)  # as its ServiceAccount
     try:
         (first,) = agent.sync_all()
         assert first.ok, first.error

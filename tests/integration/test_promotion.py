@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
+from gitops_agent.agent import Agent
 from gitops_agent.cli import main
+from gitops_agent.composition import build_agent
 from gitops_agent.core.ledger import APPLIED, REACHED
 from gitops_agent.promotion import promote, rollback
-from gitops_agent.service import Agent
 from tests.integration.conftest import AgentFactory
 from tests.integration.git_http import GitHTTPServer
 from tests.integration.proposals_support import (
@@ -35,7 +36,7 @@ pytest_plugins = ["tests.integration.proposals_fixtures"]
 
 def plain_agent(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> Agent:
     """An agent for tests that need git only (no cluster calls are made)."""
-    return Agent(agent_config(remote, names, tmp_path, github))
+    return build_agent(agent_config(remote, names, tmp_path, github))
 
 
 NAMES = {"dev": "staging-ns", "prod": "prod-ns", "agent": "agent-ns"}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gitops_agent.adapters.git_source import GitSource
-from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, KustomizeRunner, render_environment
+from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, Kustomize, render_environment
 from gitops_agent.core.render import ParseLimits, validate_objects
 from gitops_agent.errors import RenderError
 from gitops_agent.model import DesiredObject
@@ -102,7 +102,7 @@ def tree(tmp_path: Path) -> Path:
 
 @pytest.mark.integration
 def test_base_and_overlay_render(tree: Path, kubectl: str) -> None:
-    objects = render_environment(tree, "environments/dev", kustomize=KustomizeRunner(kubectl))
+    objects = render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
     validate_objects(objects)
     rendered = by_name(objects)
     assert sorted(rendered) == ["ConfigMap/web-settings", "Deployment/web"]
@@ -117,7 +117,7 @@ def test_base_and_overlay_render(tree: Path, kubectl: str) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("env, replicas, level", [("dev", 1, "debug"), ("staging", 2, "info"), ("prod", 3, "warn")])
 def test_the_config_repo_template_renders(kubectl: str, env: str, replicas: int, level: str) -> None:
-    objects = render_environment(TEMPLATE, f"environments/{env}", kustomize=KustomizeRunner(kubectl))
+    objects = render_environment(TEMPLATE, f"environments/{env}", kustomize=Kustomize(kubectl))
     validate_objects(objects)
     rendered = by_name(objects)
     assert rendered["Deployment/web"]["spec"]["replicas"] == replicas
@@ -128,7 +128,7 @@ def test_the_config_repo_template_renders(kubectl: str, env: str, replicas: int,
 def test_broken_overlay_is_a_render_error_with_kustomizes_words(tree: Path, kubectl: str) -> None:
     write(tree, "environments/dev/kustomization.yaml", "resources: [../../apps/web]\npatches:\n- path: nope.yaml\n")
     with pytest.raises(RenderError) as info:
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(kubectl))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
     message = str(info.value)
     assert message.startswith("environments/dev: kustomize build failed: ")
     assert "nope.yaml" in message
@@ -139,14 +139,14 @@ def test_broken_overlay_is_a_render_error_with_kustomizes_words(tree: Path, kube
 def test_invalid_kustomization_yaml_is_a_render_error(tree: Path, kubectl: str) -> None:
     write(tree, "environments/dev/kustomization.yaml", "resources: [../../apps/web\n")
     with pytest.raises(RenderError, match=r"^environments/dev: kustomize build failed: "):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(kubectl))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
 
 
 @pytest.mark.integration
 def test_overlay_referencing_a_missing_base(tree: Path, kubectl: str) -> None:
     write(tree, "environments/dev/kustomization.yaml", {"resources": ["../../apps/api"]})
     with pytest.raises(RenderError, match=r"^environments/dev: kustomize build failed: .*apps/api"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(kubectl))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
 
 
 @pytest.mark.integration
@@ -158,7 +158,7 @@ def test_patch_file_outside_the_kustomization_is_refused_by_the_load_restrictor(
         {"resources": ["../../apps/web"], "patches": [{"path": "../../shared/patch.yaml"}]},
     )
     with pytest.raises(RenderError, match="is not in or below"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(kubectl))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
 
 
 @pytest.mark.integration
@@ -178,7 +178,7 @@ def test_environments_at_two_commits_render_side_by_side(tree: Path, kubectl: st
     levels = []
     for commit in (first, source.resolve("main")):
         source.export(commit, tmp_path / commit)
-        objects = render_environment(tmp_path / commit, "environments/dev", kustomize=KustomizeRunner(kubectl))
+        objects = render_environment(tmp_path / commit, "environments/dev", kustomize=Kustomize(kubectl))
         levels.append(by_name(objects)["ConfigMap/web-settings"]["data"]["LOG_LEVEL"])
     assert levels == ["debug", "error"]
 
@@ -189,7 +189,7 @@ def test_environments_at_two_commits_render_side_by_side(tree: Path, kubectl: st
 def test_base_outside_the_repository_is_refused(tree: Path, tmp_path: Path) -> None:
     write(tmp_path, "elsewhere/kustomization.yaml", {"resources": ["secret.yaml"]})
     write(tree, "environments/dev/kustomization.yaml", {"resources": ["../../apps/web", "../../../elsewhere"]})
-    runner = KustomizeRunner("/bin/false")  # never reached
+    runner = Kustomize("/bin/false")  # never reached
     with pytest.raises(RenderError, match=r"^environments/dev/kustomization.yaml: '../../../elsewhere' points outside"):
         render_environment(tree, "environments/dev", kustomize=runner)
 
@@ -198,7 +198,7 @@ def test_base_escaping_through_a_nested_base_is_refused(tree: Path, tmp_path: Pa
     write(tmp_path, "elsewhere/kustomization.yaml", {"resources": []})
     write(tree, "apps/web/kustomization.yaml", {"resources": ["deployment.yaml", "/" + str(tmp_path / "elsewhere")]})
     with pytest.raises(RenderError, match=r"^apps/web/kustomization.yaml: .* points outside the repository"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner("/bin/false"))
+        render_environment(tree, "environments/dev", kustomize=Kustomize("/bin/false"))
 
 
 def test_missing_kustomize_binary(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,7 +210,7 @@ def test_missing_kustomize_binary(tree: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_configured_binary_that_does_not_exist(tree: Path) -> None:
     with pytest.raises(RenderError, match=r"^kustomize not found at '/opt/nothing/kustomize'"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner("/opt/nothing/kustomize"))
+        render_environment(tree, "environments/dev", kustomize=Kustomize("/opt/nothing/kustomize"))
 
 
 def fake_binary(directory: Path, name: str, script: str) -> Path:
@@ -223,7 +223,7 @@ def fake_binary(directory: Path, name: str, script: str) -> Path:
 def test_a_kustomize_binary_is_called_with_build_and_the_restrictor(tree: Path, tmp_path: Path) -> None:
     args_file = tmp_path / "args"
     binary = fake_binary(tmp_path, "kustomize", f'echo "$@" > {args_file}\necho "kind: ConfigMap"\n')
-    [obj] = render_environment(tree, "environments/dev", kustomize=KustomizeRunner(str(binary)))
+    [obj] = render_environment(tree, "environments/dev", kustomize=Kustomize(str(binary)))
     assert obj.key.kind == "ConfigMap"
     assert args_file.read_text().split() == [
         "build",
@@ -244,13 +244,13 @@ def test_the_binary_is_found_through_the_environment_variable(
 def test_a_hanging_kustomize_times_out(tree: Path, tmp_path: Path) -> None:
     binary = fake_binary(tmp_path, "kustomize", "exec sleep 30\n")
     with pytest.raises(RenderError, match=r"^environments/dev: kustomize build timed out after 0.5s"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(str(binary), timeout_s=0.5))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(str(binary), timeout_s=0.5))
 
 
 def test_kustomize_output_that_is_not_yaml_names_the_environment(tree: Path, tmp_path: Path) -> None:
     binary = fake_binary(tmp_path, "kustomize", "echo 'a: ['\n")
     with pytest.raises(RenderError, match=r"^environments/dev \(kustomize output\): document 1, line 2"):
-        render_environment(tree, "environments/dev", kustomize=KustomizeRunner(str(binary)))
+        render_environment(tree, "environments/dev", kustomize=Kustomize(str(binary)))
 
 
 # --- plain YAML directories ---------------------------------------------------------------------

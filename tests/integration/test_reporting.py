@@ -14,7 +14,6 @@ from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.http_retry import RetryPolicy
 from gitops_agent.reporting import Reporter
-from gitops_agent.service import Agent
 from tests.doubles.chat_server import ChatServer
 from tests.doubles.github_server import GitHubServer
 from tests.doubles.loopback import hang, server_error
@@ -48,11 +47,6 @@ def reporter(github: GitHubServer, chat: ChatServer) -> Iterator[Reporter]:
     r.close()
 
 
-def reported(agent: Agent, reporter: Reporter) -> Agent:
-    agent.listeners.append(reporter)
-    return agent
-
-
 def statuses(github: GitHubServer, context: str) -> list[tuple[str, str, str]]:
     return [(s["sha"], s["state"], s["description"]) for s in github.statuses if s["context"] == context]
 
@@ -73,7 +67,7 @@ def test_a_good_commit_goes_pending_then_success_per_environment(
     reporter: Reporter,
     github: GitHubServer,
 ) -> None:
-    agent = reported(agent_factory(make_config(app, names, tmp_path)), reporter)
+    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter])
     dev, _ = agent.sync_all()
     assert reporter.flush()
     sha = dev.commit
@@ -96,7 +90,7 @@ def test_a_broken_snapshot_is_an_error_with_a_readable_description(
     reporter: Reporter,
     github: GitHubServer,
 ) -> None:
-    agent = reported(agent_factory(make_config(app, names, tmp_path)), reporter)
+    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter])
     agent.sync_all()
     app.write("environments/dev/broken.yaml", "kind: ConfigMap\nmetadata: {name: [\n")
     bad = app.commit("broken")
@@ -117,7 +111,7 @@ def test_drift_is_told_once_when_it_appears_and_once_when_it_is_resolved(
     github: GitHubServer,
     api_client: k8s.ApiClient,
 ) -> None:
-    agent = reported(agent_factory(make_config(app, names, tmp_path)), reporter)
+    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter])
     agent.sync_all()
     apps, core = k8s.AppsV1Api(api_client), k8s.CoreV1Api(api_client)
     apps.patch_namespaced_deployment_scale(
@@ -158,7 +152,7 @@ def test_github_failures_never_hold_up_reconciliation(
 ) -> None:
     github.inject(server_error(502), times=1)  # retried
     github.inject(hang(8.0), times=1)
-    agent = reported(agent_factory(make_config(app, names, tmp_path)), reporter)
+    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter])
     started = time.monotonic()
     results = agent.sync_all()
     assert all(r.outcome == "applied" for r in results)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client as k8s
 
 from gitops_agent.core.drift import CHANGED, MISSING
-from gitops_agent.service import PassResult
+from gitops_agent.reconcile import PassResult
 from tests.integration.conftest import AgentFactory
 from tests.support.builders import ConfigRepo, configmap, deployment, make_config
 
@@ -62,7 +62,7 @@ def test_a_scale_by_another_manager_is_attributed_and_reverted_only_under_enforc
         assert dev.outcome == "up-to-date" and dev.repaired is None
         drift = drift_of(dev)
         ((field),) = drift.fields
-        assert (drift.kind, field.path, field.desired, field.live) == (CHANGED, "/spec/replicas", 2, 5)
+        assert (drift.state, field.path, field.desired, field.live) == (CHANGED, "/spec/replicas", 2, 5)
         assert (field.manager, field.expected) == ("kubectl-scale", False)
         assert live_replicas(api_client, names["dev"]) == 5, "report must not revert"
     else:
@@ -102,7 +102,7 @@ def test_a_deleted_object_is_reported_missing(
     assert agent.sync_all("dev")[0].ok
     k8s.CoreV1Api(api_client).delete_namespaced_config_map("settings", names["dev"])
     (report,) = agent.drift_all("dev")
-    assert [(d.key.name, d.kind, d.expected) for d in report.drift] == [("settings", MISSING, False)]
+    assert [(d.key.name, d.state, d.expected) for d in report.drift] == [("settings", MISSING, False)]
 
 
 def test_a_commit_is_applied_once_and_a_restart_keeps_the_ledger(
@@ -118,7 +118,7 @@ def test_a_commit_is_applied_once_and_a_restart_keeps_the_ledger(
     restarted = agent_factory(config)
     again = restarted.sync_all()
     assert [r.outcome for r in again] == ["up-to-date", "up-to-date"]
-    counts = restarted.kube(config.environments[0]).requests
+    counts = restarted.clusters.kube(config.environments[0]).requests
     assert counts["apply"] == 0 and counts["apply-dry-run"] == 0
     assert live_replicas(api_client, names["dev"]) == 4
     ledger_cm = k8s.CoreV1Api(api_client).read_namespaced_config_map("ledger-dev", names["agent"])
@@ -168,7 +168,7 @@ def test_a_no_change_pass_costs_requests_per_kind_not_per_object(
     agent = agent_factory(make_config(repo, names, tmp_path))
     assert agent.sync_all("dev")[0].ok
 
-    client = agent.kube(agent.config.environments[0])
+    client = agent.clusters.kube(agent.config.environments[0])
     client.requests.clear()
     assert agent.sync_all("dev")[0].outcome == "up-to-date"
     total = sum(client.requests.values())

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from gitops_agent.core.plan import ENV_LABEL, PRUNE_ANNOTATION
+from gitops_agent.agent import Agent
+from gitops_agent.core.prepare import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
-from gitops_agent.service import Agent, PassResult
+from gitops_agent.reconcile import PassResult
 from tests.support.builders import ConfigRepo, Symlink, configmap, deployment, make_config, secret, widget_crd
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 def writes(agent: Agent) -> int:
     """Writes to the environments' objects; the agent's own ledger and inventory don't count."""
     state = agent.config.agent.namespace
-    return sum(1 for _, key in agent.kube(agent.config.environments[0]).writes if key.namespace != state)
+    return sum(1 for _, key in agent.clusters.kube(agent.config.environments[0]).writes if key.namespace != state)
 
 
 def test_create_update_prune_across_two_environments(

@@ -1,4 +1,4 @@
-"""A fake of our own service layer (``service.Agent``) for daemon, server and leader tests, in the
+"""A fake of our own agent (``agent.Agent``) for daemon, server and leader tests, in the
 unit and the integration tier alike.
 
 It stands in for the whole pass (git, render, Kubernetes): these tests are about scheduling,
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from gitops_agent.config import Config, EnvironmentConfig, parse_config
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.errors import GitOpsError
-from gitops_agent.service import PassListener, PassResult
+from gitops_agent.reconcile import PassRequest, PassResult
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -37,7 +37,6 @@ class FakeAgent:
 
     def __init__(self, cfg: Config | None = None) -> None:
         self.config = cfg or config()
-        self.listeners: list[PassListener] = []
         self.fetches = 0
         self.fetch_error: GitOpsError | None = None
         self.passes: Counter[str] = Counter()
@@ -63,15 +62,8 @@ class FakeAgent:
         self.entered[name] = threading.Event()
         return self.gates[name]
 
-    def reconcile(
-        self,
-        env: EnvironmentConfig,
-        *,
-        dry_run: bool = False,
-        explicit: bool = False,
-        force: bool = False,
-        fetch_error: GitOpsError | None = None,
-    ) -> PassResult:
+    def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult:
+        fetch_error = (request or PassRequest()).fetch_error
         with self._lock:
             self._active[env.name] += 1
             self.max_active[env.name] = max(self.max_active[env.name], self._active[env.name])
@@ -87,8 +79,6 @@ class FakeAgent:
                 result = self.result(env)
             else:
                 result = PassResult(env.name, COMMIT, "up-to-date")
-            for listener in self.listeners:
-                listener.finished(result)
             return result
         finally:
             with self._lock:

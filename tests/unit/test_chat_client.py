@@ -13,7 +13,8 @@ import pytest
 
 from gitops_agent.adapters.chat import CHAT_RETRY, ChatNotifier
 from gitops_agent.adapters.http_retry import RetryPolicy
-from gitops_agent.core.report import SECRET_CHANGED, DriftedField, DriftedObject, DriftSummary
+from gitops_agent.core.drift import CHANGED, DriftedField, ObjectDrift
+from gitops_agent.core.report import SECRET_CHANGED, DriftSummary
 from gitops_agent.errors import ReportError
 from gitops_agent.model import ObjectKey
 from tests.doubles.chat_server import ChatServer
@@ -21,7 +22,7 @@ from tests.doubles.loopback import FakeClock, Fault, hang, retry_after, server_e
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 API = ObjectKey("apps", "Deployment", "shop", "api")
-EDIT = DriftedField("/spec/template/spec/containers/0/image", "kubectl-edit", "", False, "api:1.2", "api:1.3")
+EDIT = DriftedField("/spec/template/spec/containers/0/image", "api:1.2", "api:1.3", "kubectl-edit", "", False)
 SLACK, WEBHOOK = "Slack webhook", "chat webhook"
 
 
@@ -51,7 +52,7 @@ def notifier(
 
 
 def drifted(*fields: DriftedField, env: str = "prod") -> DriftSummary:
-    return DriftSummary(env, SHA, (DriftedObject(API, fields=fields or (EDIT,)),))
+    return DriftSummary(env, SHA, (ObjectDrift(API, CHANGED, fields or (EDIT,)),))
 
 
 def clean(env: str = "prod") -> DriftSummary:
@@ -80,7 +81,7 @@ def test_one_message_when_drift_appears_and_one_when_resolved(chat: ChatServer, 
 def test_changed_drift_is_news_again(chat: ChatServer, clock: FakeClock) -> None:
     n = notifier(chat, clock, webhook=False)
     n.report_drift(drifted())
-    n.report_drift(drifted(DriftedField(EDIT.path, "kubectl-edit", "", False, "api:1.2", "api:1.4")))
+    n.report_drift(drifted(DriftedField(EDIT.path, "api:1.2", "api:1.4", "kubectl-edit", "", False)))
     assert len(chat.slack_messages) == 2 and "api:1.4" in str(chat.slack_messages[1])
 
 
@@ -99,8 +100,8 @@ def test_environments_are_reported_separately(chat: ChatServer, clock: FakeClock
 
 def test_huge_drift_is_a_message_slack_accepts(chat: ChatServer, clock: FakeClock) -> None:
     objects = tuple(
-        DriftedObject(ObjectKey("", "ConfigMap", "shop", f"cm-{i}"), fields=tuple(
-            DriftedField(f"/data/key-{j}", "kubectl-edit", "", False, "x" * 400, "y" * 400) for j in range(40)
+        ObjectDrift(ObjectKey("", "ConfigMap", "shop", f"cm-{i}"), CHANGED, tuple(
+            DriftedField(f"/data/key-{j}", "x" * 400, "y" * 400, "kubectl-edit", "", False) for j in range(40)
         ))
         for i in range(200)
     )  # fmt: skip
@@ -109,9 +110,10 @@ def test_huge_drift_is_a_message_slack_accepts(chat: ChatServer, clock: FakeCloc
 
 
 def test_secret_values_never_reach_chat(chat: ChatServer, clock: FakeClock) -> None:
-    secret = DriftedObject(
+    secret = ObjectDrift(
         ObjectKey("", "Secret", "shop", "db"),
-        fields=(DriftedField("/data/password", "kubectl-edit", "", False, "aHVudGVyMg==", "c3dvcmRmaXNo"),),
+        CHANGED,
+        (DriftedField("/data/password", "aHVudGVyMg==", "c3dvcmRmaXNo", "kubectl-edit", "", False),),
     )
     notifier(chat, clock).report_drift(DriftSummary("prod", SHA, (secret,)))
     bodies = b"".join(r.body for r in chat.requests)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_agent.config import PromotableField, PromotionConfig, parse_config
+from gitops_agent.config import PromotionConfig, parse_config
+from gitops_agent.core.promote import PromotableField
 from gitops_agent.errors import ConfigError
 
 BASE = """

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gitops_agent.config import EnvironmentConfig
-from gitops_agent.daemon import Daemon, DaemonOptions, summarize
 from gitops_agent.errors import SourceError
 from gitops_agent.logging_setup import setup_logging
-from gitops_agent.service import PassResult
+from gitops_agent.reconcile import PassResult
+from gitops_agent.scheduler import Scheduler, SchedulerOptions
 from tests.support.fake_agent import COMMIT, FakeAgent, config
 from tests.support.polling import wait_until
 
@@ -27,8 +27,8 @@ def agent() -> FakeAgent:
 
 
 @pytest.fixture
-def daemon(agent: FakeAgent) -> Iterator[Daemon]:
-    d = Daemon(agent, options=DaemonOptions(fetch_max_age_s=60, shutdown_timeout_s=5))
+def daemon(agent: FakeAgent) -> Iterator[Scheduler]:
+    d = Scheduler(agent, options=SchedulerOptions(fetch_max_age_s=60, shutdown_timeout_s=5))
     d.start()
     yield d
     for gate in agent.gates.values():
@@ -36,12 +36,12 @@ def daemon(agent: FakeAgent) -> Iterator[Daemon]:
     d.stop()
 
 
-def idle(daemon: Daemon) -> bool:
+def idle(daemon: Scheduler) -> bool:
     """No pass running and none pending: nothing starts again without a new request (or a tick)."""
     return not any(v.running for v in daemon.status().environments)
 
 
-def test_no_pass_runs_until_this_replica_leads(daemon: Daemon, agent: FakeAgent) -> None:
+def test_no_pass_runs_until_this_replica_leads(daemon: Scheduler, agent: FakeAgent) -> None:
     daemon.trigger(["dev", "prod"])
     assert idle(daemon)  # the request was decided (refused) inside trigger: nothing was queued
     assert sum(agent.passes.values()) == 0
@@ -50,14 +50,16 @@ def test_no_pass_runs_until_this_replica_leads(daemon: Daemon, agent: FakeAgent)
     assert agent.passes == {"dev": 1, "prod": 1}
 
 
-def test_leading_passes_every_environment_once_with_one_shared_fetch(daemon: Daemon, agent: FakeAgent) -> None:
+def test_leading_passes_every_environment_once_with_one_shared_fetch(daemon: Scheduler, agent: FakeAgent) -> None:
     daemon.set_leading(True)
     wait_until(lambda: agent.passes == {"dev": 1, "prod": 1})
     assert agent.fetches == 1
     assert daemon.metrics.leader._value.get() == 1
 
 
-def test_a_flood_of_pushes_during_a_pass_runs_one_more_pass_never_two_at_once(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_flood_of_pushes_during_a_pass_runs_one_more_pass_never_two_at_once(
+    daemon: Scheduler, agent: FakeAgent
+) -> None:
     gate = agent.hold("dev")
     daemon.set_leading(True)
     assert agent.entered["dev"].wait(5)
@@ -69,7 +71,7 @@ def test_a_flood_of_pushes_during_a_pass_runs_one_more_pass_never_two_at_once(da
     assert agent.max_active["dev"] == 1
 
 
-def test_a_slow_environment_never_delays_another(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_slow_environment_never_delays_another(daemon: Scheduler, agent: FakeAgent) -> None:
     agent.hold("dev")
     daemon.set_leading(True)
     assert agent.entered["dev"].wait(5)
@@ -80,7 +82,7 @@ def test_a_slow_environment_never_delays_another(daemon: Daemon, agent: FakeAgen
     assert [v.running for v in daemon.status().environments] == [True, False]
 
 
-def test_a_push_fetches_again_even_right_after_a_fetch(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_push_fetches_again_even_right_after_a_fetch(daemon: Scheduler, agent: FakeAgent) -> None:
     daemon.set_leading(True)
     wait_until(lambda: sum(agent.passes.values()) == 2)
     daemon.trigger(["dev"])
@@ -91,7 +93,7 @@ def test_a_push_fetches_again_even_right_after_a_fetch(daemon: Daemon, agent: Fa
     assert agent.fetches == 2
 
 
-def test_a_push_to_no_followed_branch_triggers_nothing(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_push_to_no_followed_branch_triggers_nothing(daemon: Scheduler, agent: FakeAgent) -> None:
     daemon.set_leading(True)
     wait_until(lambda: idle(daemon))
     assert daemon.push("refs/heads/feature").environments == ()
@@ -100,9 +102,9 @@ def test_a_push_to_no_followed_branch_triggers_nothing(daemon: Daemon, agent: Fa
     assert agent.passes == {"dev": 1, "prod": 1}
 
 
-def test_a_follower_relays_pushes_to_the_leader(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_follower_relays_pushes_to_the_leader(agent: FakeAgent) -> None:
     relayed: list[str] = []
-    daemon.relay = lambda ref: relayed.append(ref) is None
+    daemon = Scheduler(agent, relay=lambda ref: relayed.append(ref) is None)
     outcome = daemon.push("refs/heads/release")
     assert (outcome.environments, outcome.relayed, relayed) == (("prod",), True, ["refs/heads/release"])
     assert daemon.push("refs/heads/feature").relayed is False  # nothing follows it: nothing to relay
@@ -112,7 +114,7 @@ def test_a_follower_relays_pushes_to_the_leader(daemon: Daemon, agent: FakeAgent
 
 def test_a_failed_fetch_fails_each_pass_with_its_reason(agent: FakeAgent) -> None:
     agent.fetch_error = SourceError("https://example.invalid/config.git: cannot reach the remote")
-    daemon = Daemon(agent)
+    daemon = Scheduler(agent)
     daemon.start()
     daemon.set_leading(True)
     wait_until(lambda: all(v.last for v in daemon.status().environments))
@@ -122,7 +124,7 @@ def test_a_failed_fetch_fails_each_pass_with_its_reason(agent: FakeAgent) -> Non
     assert status.ready and "not fetched yet: https://example.invalid" in status.ready[0]
 
 
-def test_a_crashing_pass_is_a_failed_pass_and_the_daemon_goes_on(daemon: Daemon, agent: FakeAgent) -> None:
+def test_a_crashing_pass_is_a_failed_pass_and_the_daemon_goes_on(daemon: Scheduler, agent: FakeAgent) -> None:
     def crash(env: object) -> PassResult:
         raise RuntimeError("boom")
 
@@ -140,7 +142,7 @@ def test_a_crashing_pass_is_a_failed_pass_and_the_daemon_goes_on(daemon: Daemon,
     wait_until(lambda: agent.passes["dev"] == 2)
 
 
-def test_losing_the_lease_stops_new_passes(daemon: Daemon, agent: FakeAgent) -> None:
+def test_losing_the_lease_stops_new_passes(daemon: Scheduler, agent: FakeAgent) -> None:
     gate = agent.hold("dev")
     daemon.set_leading(True)
     assert agent.entered["dev"].wait(5)
@@ -152,7 +154,7 @@ def test_losing_the_lease_stops_new_passes(daemon: Daemon, agent: FakeAgent) -> 
 
 
 def test_stop_waits_for_the_pass_in_flight_and_starts_no_more(agent: FakeAgent) -> None:
-    daemon = Daemon(agent, options=DaemonOptions(shutdown_timeout_s=5))
+    daemon = Scheduler(agent, options=SchedulerOptions(shutdown_timeout_s=5))
     daemon.start()
     gate = agent.hold("dev")
     daemon.set_leading(True)
@@ -169,7 +171,7 @@ def test_stop_waits_for_the_pass_in_flight_and_starts_no_more(agent: FakeAgent) 
 
 
 def test_stop_gives_up_waiting_after_its_bound(agent: FakeAgent) -> None:
-    daemon = Daemon(agent)
+    daemon = Scheduler(agent)
     daemon.start()
     gate = agent.hold("dev")
     daemon.set_leading(True)
@@ -180,7 +182,7 @@ def test_stop_gives_up_waiting_after_its_bound(agent: FakeAgent) -> None:
 
 def test_environments_pass_again_at_their_interval() -> None:
     agent = FakeAgent(config(", interval: 1s"))
-    daemon = Daemon(agent)
+    daemon = Scheduler(agent)
     daemon.start()
     try:
         daemon.set_leading(True)
@@ -190,27 +192,9 @@ def test_environments_pass_again_at_their_interval() -> None:
         daemon.stop()
 
 
-def test_listeners_hear_every_pass(agent: FakeAgent) -> None:
-    heard: list[str] = []
-
-    class Listener:
-        def applying(self, environment: str, commit: str) -> None: ...
-
-        def finished(self, result: PassResult) -> None:
-            heard.append(result.environment)
-
-    daemon = Daemon(agent, listeners=[Listener()])
-    daemon.start()
-    try:
-        daemon.set_leading(True)
-        wait_until(lambda: sorted(heard) == ["dev", "prod"])
-    finally:
-        daemon.stop()
-
-
 def test_readiness_needs_a_fetch_and_reachable_clusters(agent: FakeAgent) -> None:
     answers = iter(["cluster (default context) is not reachable: refused", None])
-    daemon = Daemon(agent, probe=lambda: next(answers), options=DaemonOptions(probe_interval_s=0))
+    daemon = Scheduler(agent, probe=lambda: next(answers), options=SchedulerOptions(probe_interval_s=0))
     assert daemon.readiness() == (
         "the config repository was not fetched yet",
         "cluster (default context) is not reachable: refused",
@@ -223,7 +207,7 @@ def test_a_raising_probe_is_a_reason_not_a_crash(agent: FakeAgent) -> None:
     def probe() -> str | None:
         raise OSError("no route")
 
-    daemon = Daemon(agent, probe=probe)
+    daemon = Scheduler(agent, probe=probe)
     assert daemon.readiness()[-1] == "cluster probe failed: no route"
 
 
@@ -234,7 +218,7 @@ def test_every_line_of_a_pass_names_environment_and_commit(agent: FakeAgent) -> 
     setup_logging("json", stream=out)
     try:
         agent.result = log_inside
-        daemon = Daemon(agent)
+        daemon = Scheduler(agent)
         daemon.start()
         daemon.set_leading(True)
         wait_until(lambda: all(v.last for v in daemon.status().environments))
@@ -252,15 +236,8 @@ def test_every_line_of_a_pass_names_environment_and_commit(agent: FakeAgent) -> 
 
 
 def log_inside(env: EnvironmentConfig) -> PassResult:
-    logging.getLogger("gitops_agent.service").info("inside")
+    logging.getLogger("gitops_agent.reconcile").info("inside")
     return PassResult(env.name, COMMIT, "applied")
-
-
-def test_summarize() -> None:
-    assert summarize(PassResult("dev", COMMIT, "up-to-date")) == "nothing to do"
-    assert summarize(PassResult("dev", COMMIT, "waiting", message="waiting for a manual sync")) == (
-        "waiting for a manual sync"
-    )
 
 
 def threading_timer(delay: float, action: Callable[[], object]) -> None:

@@ -29,8 +29,8 @@ DEV, STAGING, PROD = CONFIG.environments
 
 
 def test_interval_is_the_environments_own_else_the_repo_poll_interval() -> None:
-    assert interval_of(CONFIG, DEV) == 30
-    assert interval_of(CONFIG, STAGING) == 120
+    assert interval_of(DEV.interval_s, CONFIG.repo.poll_interval_s) == 30
+    assert interval_of(STAGING.interval_s, CONFIG.repo.poll_interval_s) == 120
 
 
 @pytest.mark.parametrize(("interval", "jitter"), [(30, 3), (120, 12), (3600, 30)], ids=["10%", "10%-2m", "capped"])
@@ -92,4 +92,5 @@ def test_a_periodic_tick_during_a_pass_is_dropped() -> None:
     ids=["main", "release", "other-branch", "tag", "bare-name"],
 )
 def test_a_push_triggers_the_environments_following_its_branch(ref: str, envs: tuple[str, ...]) -> None:
-    assert environments_for_ref(CONFIG, ref) == envs
+    branches = {env.name: CONFIG.branch_of(env) for env in CONFIG.environments}
+    assert environments_for_ref(branches, ref) == envs

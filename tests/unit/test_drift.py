@@ -14,8 +14,17 @@ from typing import Any
 
 import pytest
 
-from gitops_agent.config import ExpectedManager, IgnoreRule
-from gitops_agent.core.drift import CHANGED, EXTRA, MISSING, DriftPolicy, detect_drift, fields_to_yield, object_drift
+from gitops_agent.core.drift import (
+    CHANGED,
+    EXTRA,
+    MISSING,
+    DriftPolicy,
+    ExpectedManager,
+    IgnoreRule,
+    detect_drift,
+    fields_to_yield,
+    object_drift,
+)
 from gitops_agent.core.managed_fields import field_owners, owner_of
 from gitops_agent.model import ObjectKey
 
@@ -104,8 +113,8 @@ def test_missing_and_extra_objects() -> None:
     gone = ObjectKey("", "ConfigMap", "t1", "settings")
     extra = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "by-hand", "namespace": "t1"}}
     report = detect_drift([(KEY, DESIRED), (gone, {})], {KEY: LIVE}, policy=REPORT, extra=[extra])
-    kinds = {d.key.name: d.kind for d in report}
-    assert kinds == {"api": CHANGED, "settings": MISSING, "by-hand": EXTRA}
+    states = {d.key.name: d.state for d in report}
+    assert states == {"api": CHANGED, "settings": MISSING, "by-hand": EXTRA}
     assert not any(d.expected for d in report)
 
 

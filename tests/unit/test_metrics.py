@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from gitops_agent.cluster import ObjectPlan, SyncResult
 from gitops_agent.core.drift import CHANGED, MISSING, DriftedField, ObjectDrift
-from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.metrics import Metrics
 from gitops_agent.model import Action, ObjectKey
-from gitops_agent.service import PassResult
+from gitops_agent.reconcile import PassResult
 
 KEY = ObjectKey("apps", "Deployment", "prod", "web")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gitops_agent.cluster import ObjectPlan, SyncResult
 from gitops_agent.core.diff import unified_diff
-from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.model import Action, ObjectKey
 from gitops_agent.preview import (
     COMMENT_LIMIT,

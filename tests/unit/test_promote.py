@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops_agent.config import PromotableField
-from gitops_agent.core.promote import FieldChange, ImageChange, ImageRef, Promotion, plan_promotion
+from gitops_agent.core.promote import FieldChange, ImageChange, ImageRef, PromotableField, Promotion, plan_promotion
 from gitops_agent.core.render import parse_stream
 from gitops_agent.core.yaml_edit import set_fields, set_kustomize_images, set_workload_images
 from gitops_agent.errors import RenderError, ValidationError

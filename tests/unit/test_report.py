@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from gitops_agent.core.drift import DriftedField as DetectedField
-from gitops_agent.core.drift import ObjectDrift
+from gitops_agent.core.drift import CHANGED, EXTRA, MISSING, DriftedField, ObjectDrift
 from gitops_agent.core.report import (
     DESCRIPTION_LIMIT,
     SECRET_CHANGED,
@@ -19,8 +18,6 @@ from gitops_agent.core.report import (
     SLACK_SECTION_LIMIT,
     WEBHOOK_MAX_OBJECTS,
     WEBHOOK_SCHEMA,
-    DriftedField,
-    DriftedObject,
     DriftSummary,
     EnvironmentReport,
     Phase,
@@ -32,16 +29,15 @@ from gitops_agent.core.report import (
     generic_webhook_payload,
     mask_secret_values,
     slack_message,
-    summary_from_drift,
 )
 from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 API = ObjectKey("apps", "Deployment", "shop", "api")
 SECRET = ObjectKey("", "Secret", "shop", "db")
-HPA_FIELD = DriftedField("/spec/replicas", "kube-controller-manager", "2024-05-01T10:00:00Z", True, 3, 5)
+HPA_FIELD = DriftedField("/spec/replicas", 3, 5, "kube-controller-manager", "2024-05-01T10:00:00Z", True)
 EDIT_FIELD = DriftedField(
-    "/spec/template/spec/containers/0/image", "kubectl-edit", "2024-05-01T11:00:00Z", False, "api:1.2", "api:1.3"
+    "/spec/template/spec/containers/0/image", "api:1.2", "api:1.3", "kubectl-edit", "2024-05-01T11:00:00Z", False
 )
 
 
@@ -56,7 +52,7 @@ def report(phase: Phase, **kw: Any) -> EnvironmentReport:
     return EnvironmentReport(environment="prod", commit=SHA, phase=phase, **kw)
 
 
-def summary(*objects: DriftedObject, env: str = "prod") -> DriftSummary:
+def summary(*objects: ObjectDrift, env: str = "prod") -> DriftSummary:
     return DriftSummary(env, SHA, tuple(objects))
 
 
@@ -148,10 +144,12 @@ def test_cut_of_one_long_word_cuts_inside_it() -> None:
 
 
 def test_fingerprint_ignores_times_managers_and_order() -> None:
-    other = DriftedObject(ObjectKey("", "ConfigMap", "shop", "cfg"), fields=(EDIT_FIELD,))
-    a = summary(DriftedObject(API, fields=(EDIT_FIELD,)), other)
-    later = DriftedField(EDIT_FIELD.path, "someone-else", "2030-01-01T00:00:00Z", False, EDIT_FIELD.old, EDIT_FIELD.new)
-    b = summary(other, DriftedObject(API, fields=(later,)))
+    other = ObjectDrift(ObjectKey("", "ConfigMap", "shop", "cfg"), CHANGED, (EDIT_FIELD,))
+    a = summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,)), other)
+    later = DriftedField(
+        EDIT_FIELD.path, EDIT_FIELD.desired, EDIT_FIELD.live, "someone-else", "2030-01-01T00:00:00Z", False
+    )
+    b = summary(other, ObjectDrift(API, CHANGED, (later,)))
     assert drift_fingerprint(a) == drift_fingerprint(b)
 
 
@@ -159,28 +157,28 @@ def test_fingerprint_ignores_times_managers_and_order() -> None:
     "changed",
     [
         summary(
-            DriftedObject(API, fields=(DriftedField(EDIT_FIELD.path, "kubectl-edit", "", False, "api:1.2", "api:9"),))
+            ObjectDrift(API, CHANGED, (DriftedField(EDIT_FIELD.path, "api:1.2", "api:9", "kubectl-edit", "", False),))
         ),
-        summary(DriftedObject(API, fields=(DriftedField("/spec/paused", "kubectl-edit", "", False, None, True),))),
-        summary(DriftedObject(ObjectKey("apps", "Deployment", "shop", "web"), fields=(EDIT_FIELD,))),
-        summary(DriftedObject(API, change="missing")),
-        summary(DriftedObject(API, fields=(EDIT_FIELD,)), env="staging"),
+        summary(ObjectDrift(API, CHANGED, (DriftedField("/spec/paused", None, True, "kubectl-edit", "", False),))),
+        summary(ObjectDrift(ObjectKey("apps", "Deployment", "shop", "web"), CHANGED, (EDIT_FIELD,))),
+        summary(ObjectDrift(API, MISSING)),
+        summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,)), env="staging"),
     ],
     ids=["value", "field", "object", "change-kind", "environment"],
 )
 def test_fingerprint_changes_with_the_drift(changed: DriftSummary) -> None:
-    assert drift_fingerprint(changed) != drift_fingerprint(summary(DriftedObject(API, fields=(EDIT_FIELD,))))
+    assert drift_fingerprint(changed) != drift_fingerprint(summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,))))
 
 
 def test_expected_drift_does_not_change_the_fingerprint() -> None:
-    base = summary(DriftedObject(API, fields=(EDIT_FIELD,)))
-    with_hpa = summary(DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD)))
+    base = summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,)))
+    with_hpa = summary(ObjectDrift(API, CHANGED, (EDIT_FIELD, HPA_FIELD)))
     assert drift_fingerprint(base) == drift_fingerprint(with_hpa)
 
 
 def test_chat_decisions_over_a_sequence_of_passes() -> None:
     """appear -> same -> same -> resolved -> still clean: exactly two messages."""
-    drifted = summary(DriftedObject(API, fields=(EDIT_FIELD,)))
+    drifted = summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,)))
     clean = summary()
     sent, remembered = [], None
     for current in (clean, drifted, drifted, drifted, clean, clean):
@@ -191,13 +189,13 @@ def test_chat_decisions_over_a_sequence_of_passes() -> None:
 
 
 def test_chat_speaks_again_when_the_drift_changes() -> None:
-    first = decide_chat(None, summary(DriftedObject(API, fields=(EDIT_FIELD,))))
-    more = summary(DriftedObject(API, fields=(EDIT_FIELD,)), DriftedObject(SECRET, change="missing"))
+    first = decide_chat(None, summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,))))
+    more = summary(ObjectDrift(API, CHANGED, (EDIT_FIELD,)), ObjectDrift(SECRET, MISSING))
     assert decide_chat(first.fingerprint, more).send == "appeared"
 
 
 def test_expected_drift_alone_is_not_a_chat_message() -> None:
-    assert decide_chat(None, summary(DriftedObject(API, fields=(HPA_FIELD,)))).send is None
+    assert decide_chat(None, summary(ObjectDrift(API, CHANGED, (HPA_FIELD,)))).send is None
 
 
 # --- Slack --------------------------------------------------------------------------------------
@@ -220,10 +218,10 @@ def huge_drift(objects: int = 300, fields: int = 200) -> DriftSummary:
     for i in range(objects):
         key = ObjectKey("apps", "Deployment", "shop", f"svc-{i:03d}-" + "n" * 200)
         fs = tuple(
-            DriftedField(f"/metadata/annotations/note-{j}", "kubectl-edit", "", False, "a" * 500, "b" * 500)
+            DriftedField(f"/metadata/annotations/note-{j}", "a" * 500, "b" * 500, "kubectl-edit", "", False)
             for j in range(fields)
         )
-        out.append(DriftedObject(key, fields=fs))
+        out.append(ObjectDrift(key, CHANGED, fs))
     return DriftSummary("prod-" + "e" * 300, SHA, tuple(out))
 
 
@@ -236,7 +234,7 @@ def test_huge_drift_stays_within_slack_limits_and_says_what_was_left_out() -> No
 
 
 def test_slack_message_lists_the_field_who_and_values() -> None:
-    message = slack_message(summary(DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD))), "appeared")
+    message = slack_message(summary(ObjectDrift(API, CHANGED, (EDIT_FIELD, HPA_FIELD))), "appeared")
     assert_within_slack_limits(message)
     sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
     assert any(
@@ -249,15 +247,13 @@ def test_slack_message_lists_the_field_who_and_values() -> None:
 
 
 def test_slack_text_is_escaped_for_mrkdwn() -> None:
-    field = DriftedField("/data/html", "kubectl-edit", "", False, "<b>&</b>", "<!channel>`x`")
-    text = all_text(slack_message(summary(DriftedObject(ObjectKey("", "ConfigMap", "shop", "c"), fields=(field,)))))
+    field = DriftedField("/data/html", "<b>&</b>", "<!channel>`x`", "kubectl-edit", "", False)
+    text = all_text(slack_message(summary(ObjectDrift(ObjectKey("", "ConfigMap", "shop", "c"), CHANGED, (field,)))))
     assert "<!channel>" not in text and "&lt;!channel&gt;'x'" in text and "&lt;b&gt;&amp;&lt;/b&gt;" in text
 
 
 def test_missing_and_extra_objects_are_described() -> None:
-    message = slack_message(
-        summary(DriftedObject(API, change="missing"), DriftedObject(SECRET, change="unexpected-object"))
-    )
+    message = slack_message(summary(ObjectDrift(API, MISSING), ObjectDrift(SECRET, EXTRA)))
     text = all_text(message)
     assert "*Deployment/shop/api* — deleted from the cluster" in text
     assert "*Secret/shop/db* — in the cluster with the environment's label, not in git" in text
@@ -276,11 +272,11 @@ def test_resolved_message() -> None:
 def secret_drift() -> DriftSummary:
     """A Secret whose values reached the report unmasked (a detector bug the report must survive)."""
     fields = (
-        DriftedField("/data/password", "kubectl-edit", "", False, "aHVudGVyMg==", "c3dvcmRmaXNo"),
-        DriftedField("/stringData/token", "kubectl-edit", "", False, "hunter2", "swordfish"),
-        DriftedField("/metadata/labels/tier", "kubectl-edit", "", False, "gold-hunter2", "bronze-swordfish"),
+        DriftedField("/data/password", "aHVudGVyMg==", "c3dvcmRmaXNo", "kubectl-edit", "", False),
+        DriftedField("/stringData/token", "hunter2", "swordfish", "kubectl-edit", "", False),
+        DriftedField("/metadata/labels/tier", "gold-hunter2", "bronze-swordfish", "kubectl-edit", "", False),
     )
-    return summary(DriftedObject(SECRET, fields=fields))
+    return summary(ObjectDrift(SECRET, CHANGED, fields))
 
 
 @pytest.mark.parametrize("kind", ["appeared", "resolved"])
@@ -296,24 +292,24 @@ def test_no_secret_value_in_any_payload(kind: Any) -> None:
 
 
 def test_mask_secret_values_leaves_other_objects_alone() -> None:
-    drift = DriftSummary("prod", SHA, (*secret_drift().objects, DriftedObject(API, fields=(EDIT_FIELD,))))
+    drift = DriftSummary("prod", SHA, (*secret_drift().objects, ObjectDrift(API, CHANGED, (EDIT_FIELD,))))
     masked = mask_secret_values(drift)
-    assert {(f.old, f.new) for f in masked.objects[0].fields} == {(SECRET_CHANGED, SECRET_CHANGED)}
+    assert {(f.desired, f.live) for f in masked.objects[0].fields} == {(SECRET_CHANGED, SECRET_CHANGED)}
     assert masked.objects[1] == drift.objects[1]
 
 
 def test_fingerprint_does_not_depend_on_secret_values() -> None:
     """A hash of a short secret can be reversed by guessing; it never goes in."""
-    other = DriftSummary("prod", SHA, (DriftedObject(SECRET, fields=(secret_drift().objects[0].fields[0],)),))
-    changed = DriftedField("/data/password", "kubectl-edit", "", False, "x", "y")
-    assert drift_fingerprint(other) == drift_fingerprint(summary(DriftedObject(SECRET, fields=(changed,))))
+    other = DriftSummary("prod", SHA, (ObjectDrift(SECRET, CHANGED, (secret_drift().objects[0].fields[0],)),))
+    changed = DriftedField("/data/password", "x", "y", "kubectl-edit", "", False)
+    assert drift_fingerprint(other) == drift_fingerprint(summary(ObjectDrift(SECRET, CHANGED, (changed,))))
 
 
 # --- generic webhook ----------------------------------------------------------------------------
 
 
 def test_generic_payload_shape() -> None:
-    drift = DriftSummary("prod", SHA, (DriftedObject(API, fields=(EDIT_FIELD, HPA_FIELD)),), "https://x/prod")
+    drift = DriftSummary("prod", SHA, (ObjectDrift(API, CHANGED, (EDIT_FIELD, HPA_FIELD)),), "https://x/prod")
     payload = generic_webhook_payload(drift, "appeared")
     assert payload == {
         "schema": WEBHOOK_SCHEMA,
@@ -357,17 +353,13 @@ def test_generic_payload_resolved_and_bounded() -> None:
     assert big["counts"] == {"objects": 150, "fields": 9000, "expected_fields": 0}
 
 
-# --- from the drift detector --------------------------------------------------------------------
+# --- the detector's objects ----------------------------------------------------------------------
 
 
-def test_summary_from_detected_drift() -> None:
-    detected = (
-        ObjectDrift(API, "changed", (DetectedField("/spec/replicas", 3, 5, "kubectl-scale", "t", False),)),
-        ObjectDrift(SECRET, "missing"),
+def test_unexpected_objects_are_those_the_detector_does_not_expect() -> None:
+    hpa_only = ObjectDrift(ObjectKey("apps", "Deployment", "shop", "web"), CHANGED, (HPA_FIELD,))
+    drift = DriftSummary(
+        "prod", SHA, (ObjectDrift(API, CHANGED, (HPA_FIELD, EDIT_FIELD)), ObjectDrift(SECRET, MISSING), hpa_only)
     )
-    drift = summary_from_drift("prod", SHA, detected, target_url="https://x")
-    assert drift.objects == (
-        DriftedObject(API, "changed", (DriftedField("/spec/replicas", "kubectl-scale", "t", False, 3, 5),)),
-        DriftedObject(SECRET, "missing"),
-    )
-    assert drift.target_url == "https://x" and len(drift.unexpected) == 2
+    assert drift.unexpected == drift.objects[:2]
+    assert drift.expected_fields == 2

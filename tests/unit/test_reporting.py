@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from gitops_agent.cluster import ObjectPlan, SyncResult
 from gitops_agent.core.drift import CHANGED, DriftedField, ObjectDrift
 from gitops_agent.core.report import Phase, StatusState, commit_status
-from gitops_agent.engine import ObjectPlan, SyncResult
 from gitops_agent.model import Action, Health, HealthStatus, ObjectKey
+from gitops_agent.reconcile import PassResult
 from gitops_agent.reporting import environment_report
-from gitops_agent.service import PassResult
 
 KEY = ObjectKey("apps", "Deployment", "shop", "api")
 SYNC = SyncResult("prod", "abc", False, (ObjectPlan(KEY, Action.CONFIGURED),))

@@ -1,4 +1,4 @@
-"""The HTTP server over real loopback HTTP, in front of a real Daemon over a fake Agent."""
+"""The HTTP server over real loopback HTTP, in front of a real Scheduler over a fake Agent."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.webhook import parse_push, signature, verify_signature
-from gitops_agent.daemon import Daemon, DaemonOptions
 from gitops_agent.errors import ConfigError
+from gitops_agent.reconcile import PassResult
+from gitops_agent.scheduler import Previewer, Scheduler, SchedulerOptions
 from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret, status_html
-from gitops_agent.service import PassResult
 from tests.support.fake_agent import COMMIT, FakeAgent
 from tests.support.polling import wait_until
 
@@ -90,8 +90,26 @@ def agent() -> FakeAgent:
 
 
 @pytest.fixture
-def daemon(agent: FakeAgent) -> Iterator[Daemon]:
-    d = Daemon(agent, options=DaemonOptions(identity="pod-a-1x2y", probe_interval_s=0))
+def previews() -> PreviewCalls:
+    return PreviewCalls()
+
+
+class PreviewCalls:
+    """The scheduler's previewer in these tests: does what the test sets ``handler`` to."""
+
+    def __init__(self) -> None:
+        self.handler: Previewer | None = None
+
+    def __call__(self, number: int, sha: str, base: str) -> object:
+        assert self.handler is not None, "this test expects no preview"
+        return self.handler(number, sha, base)
+
+
+@pytest.fixture
+def daemon(agent: FakeAgent, request: pytest.FixtureRequest) -> Iterator[Scheduler]:
+    """The scheduler; with previews (as with a ``github:`` section) for tests that use ``previews``."""
+    previewer = request.getfixturevalue("previews") if "previews" in request.fixturenames else None
+    d = Scheduler(agent, options=SchedulerOptions(identity="pod-a-1x2y", probe_interval_s=0), previewer=previewer)
     d.start()
     d.set_leading(True)
     wait_until(lambda: all(v.last for v in d.status().environments))
@@ -101,14 +119,14 @@ def daemon(agent: FakeAgent) -> Iterator[Daemon]:
     d.stop()
 
 
-def serve(daemon: Daemon, secret: bytes | None) -> AgentServer:
+def serve(daemon: Scheduler, secret: bytes | None) -> AgentServer:
     server = AgentServer(("127.0.0.1", 0), daemon, webhook_secret=secret)
     server.start()
     return server
 
 
 @pytest.fixture
-def http(daemon: Daemon) -> Iterator[httpx.Client]:
+def http(daemon: Scheduler) -> Iterator[httpx.Client]:
     server = serve(daemon, SECRET)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
@@ -141,7 +159,7 @@ def test_unsigned_or_badly_signed_webhooks_are_refused(http: httpx.Client, agent
 
 
 def test_without_a_secret_webhooks_are_refused_with_503(
-    daemon: Daemon, agent: FakeAgent, caplog: pytest.LogCaptureFixture
+    daemon: Scheduler, agent: FakeAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = serve(daemon, None)
     try:
@@ -172,7 +190,7 @@ def test_a_signed_body_that_is_not_a_push_is_a_bad_request(http: httpx.Client) -
 
 
 def test_a_flood_of_pushes_is_coalesced_into_one_more_pass(
-    http: httpx.Client, daemon: Daemon, agent: FakeAgent
+    http: httpx.Client, daemon: Scheduler, agent: FakeAgent
 ) -> None:
     gate = agent.hold("prod")
     daemon.push("refs/heads/release")
@@ -193,7 +211,7 @@ def test_healthz(http: httpx.Client) -> None:
 
 def test_readyz_says_why_not(agent: FakeAgent) -> None:
     answers = iter(["cluster (default context) is not reachable: connection refused", None, None])
-    daemon = Daemon(agent, probe=lambda: next(answers), options=DaemonOptions(probe_interval_s=0))
+    daemon = Scheduler(agent, probe=lambda: next(answers), options=SchedulerOptions(probe_interval_s=0))
     server = serve(daemon, SECRET)
     try:
         with httpx.Client(base_url=server.url) as client:
@@ -234,7 +252,7 @@ def test_status_json(http: httpx.Client) -> None:
     assert data["environments"][1]["branch"] == "release"
 
 
-def test_the_page_for_people_escapes_everything(http: httpx.Client, daemon: Daemon, agent: FakeAgent) -> None:
+def test_the_page_for_people_escapes_everything(http: httpx.Client, daemon: Scheduler, agent: FakeAgent) -> None:
     agent.result = lambda env: PassResult(env.name, COMMIT, FAILED, error="ConfigMap/<script>alert(1)</script>")
     daemon.trigger(["dev"])
     wait_until(lambda: agent.passes["dev"] == 2)
@@ -246,9 +264,9 @@ def test_the_page_for_people_escapes_everything(http: httpx.Client, daemon: Daem
 
 
 def test_status_html_names_the_role() -> None:
-    from gitops_agent.daemon import DaemonStatus
+    from gitops_agent.scheduler import SchedulerStatus
 
-    page = status_html(DaemonStatus(False, "pod-b", ("repo not fetched <yet>",), "", ()))
+    page = status_html(SchedulerStatus(False, "pod-b", ("repo not fetched <yet>",), "", ()))
     assert "follower pod-b — not ready: repo not fetched &lt;yet&gt;" in page
 
 
@@ -264,7 +282,9 @@ def pr_payload(action: str, number: int, sha: str) -> dict[str, object]:
     return {"action": action, "number": number, "pull_request": {"head": {"sha": sha}, "base": {"ref": "main"}}}
 
 
-def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(http: httpx.Client, daemon: Daemon) -> None:
+def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(
+    previews: PreviewCalls, http: httpx.Client, daemon: Scheduler
+) -> None:
     seen: list[tuple[int, str, str]] = []
     gate = threading.Event()
 
@@ -272,10 +292,10 @@ def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(http: httpx.C
         gate.wait(5)  # hold the first preview so the next pushes wait behind it
         seen.append((number, sha, base))
 
-    daemon.previewer = previewer
+    previews.handler = previewer
     first = deliver(http, pr_payload("opened", 7, "a" * 40), event="pull_request")
     assert first.status_code == 202 and first.json() == {"event": "pull_request", "number": 7, "preview": True}
-    wait_until(lambda: not daemon._previews)  # the worker took the first one
+    wait_until(lambda: daemon.previews is not None and daemon.previews.waiting() == 0)  # the worker took the first
     for sha in ("b" * 40, "c" * 40):  # two pushes while the first preview runs: only the newest waits
         assert deliver(http, pr_payload("synchronize", 7, sha), event="pull_request").status_code == 202
     gate.set()
@@ -283,9 +303,11 @@ def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(http: httpx.C
     assert seen == [(7, "a" * 40, "main"), (7, "c" * 40, "main")]
 
 
-def test_pull_request_actions_that_change_nothing_are_ignored(http: httpx.Client, daemon: Daemon) -> None:
+def test_pull_request_actions_that_change_nothing_are_ignored(
+    previews: PreviewCalls, http: httpx.Client, daemon: Scheduler
+) -> None:
     calls: list[int] = []
-    daemon.previewer = lambda number, sha, base: calls.append(number)
+    previews.handler = lambda number, sha, base: calls.append(number)
     closed = deliver(http, pr_payload("closed", 7, "a" * 40), event="pull_request")
     assert closed.status_code == 202 and closed.json()["ignored"] is True
     assert deliver(http, {"zen": "no"}, event="pull_request").status_code == 400

@@ -1,4 +1,5 @@
-"""The GitHub client built from the config: credentials read from their files, never quoted."""
+"""The composition root: the GitHub client built from the config (credentials read from their files,
+never quoted), agents and daemons wired at construction."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gitops_agent.composition import github_client, require_github
 from gitops_agent.config import parse_config
 from gitops_agent.errors import ConfigError
-from gitops_agent.github_factory import github_client, require_github
 
 BASE = """
 repo: {url: https://github.com/acme/config.git}
@@ -24,7 +25,7 @@ def test_no_github_section_means_no_client_and_a_command_that_needs_one_says_wha
     cfg = parse_config(config(), source="a.yaml")
     assert github_client(cfg) is None
     with pytest.raises(ConfigError, match=r"a\.yaml: preview posts statuses: add a github: section"):
-        require_github(cfg, "preview posts statuses")
+        require_github(github_client(cfg), cfg, "preview posts statuses")
 
 
 def test_the_token_file_is_read_and_the_client_points_at_the_repository(tmp_path: Path) -> None:

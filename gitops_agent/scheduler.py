@@ -1,4 +1,4 @@
-"""``gitops-agent run``: passes on a schedule and on pushes, one environment never waiting on another.
+"""Passes on a schedule and on pushes, one environment never waiting on another (``gitops-agent run``).
 
 The shell around ``Agent.reconcile``. APScheduler (3.x, BackgroundScheduler) ticks each environment
 at its interval with jitter (``max_instances=1``; a missed tick is coalesced into one). A tick only
@@ -13,8 +13,8 @@ The rules are pure functions in ``core.schedule``; this module holds the state t
 - passes run only while this replica leads (``set_leading``); followers keep their copy of the repo
   warm so a take-over starts fast.
 
-Reporting plugs in through ``service.PassListener`` (GitHub statuses, chat): pass them as
-``listeners``. Only the leader runs passes, so only the leader reports.
+Reporting plugs in through ``reconcile.PassListener`` (GitHub statuses, chat), given to the agent
+when it is built (``composition``). Only the leader runs passes, so only the leader reports.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,22 +33,24 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.schedule import (
     PassState,
     environments_for_ref,
-    fetch_due,
     finish_pass,
     interval_of,
     jitter_of,
     request_pass,
 )
-from gitops_agent.errors import ForbiddenError, GitOpsError
+from gitops_agent.errors import GitOpsError
 from gitops_agent.logging_setup import log_context, set_commit
 from gitops_agent.metrics import Metrics
-from gitops_agent.service import PassListener, PassResult
+from gitops_agent.present import summarize
+from gitops_agent.preview_queue import Previewer, PreviewQueue
+from gitops_agent.readiness import ClusterProbe, Readiness
+from gitops_agent.reconcile import PassRequest, PassResult
+from gitops_agent.shared_fetch import SharedFetch
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +58,21 @@ INTERNAL_ERROR = "InternalError"
 
 
 class AgentPort(Protocol):
-    """What the daemon needs of ``service.Agent`` (tests pass a fake of it)."""
+    """What the scheduler needs of ``agent.Agent`` (tests pass a fake of it)."""
 
     config: Config
-    listeners: list[PassListener]
 
     def fetch(self) -> GitOpsError | None: ...
 
     def target_commit(self, env: EnvironmentConfig) -> str: ...
 
-    def reconcile(
-        self,
-        env: EnvironmentConfig,
-        *,
-        dry_run: bool = False,
-        explicit: bool = False,
-        force: bool = False,
-        fetch_error: GitOpsError | None = None,
-    ) -> PassResult: ...
+    def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult: ...
 
     def request_counts(self) -> dict[str, int]: ...
 
 
-#: answers None when every cluster answered, else why not (for /readyz)
-ClusterProbe = Callable[[], str | None]
-
-
 @dataclass(frozen=True)
-class DaemonOptions:
+class SchedulerOptions:
     #: a pass reuses a fetch that started less than this long ago
     fetch_max_age_s: float = 5.0
     #: how long shutdown waits for passes in flight
@@ -111,7 +100,7 @@ class EnvironmentView:
 
 
 @dataclass(frozen=True)
-class DaemonStatus:
+class SchedulerStatus:
     leading: bool
     identity: str
     ready: tuple[str, ...]  # reasons it is not ready; empty when ready
@@ -133,51 +122,46 @@ class _Last:
     success_at: float | None = None
 
 
-@dataclass
-class _Fetch:
-    started: float | None = None
-    invalidated: float | None = None
-    error: GitOpsError | None = None
-    succeeded_once: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+#: a follower's way to hand a push to the leader (``leader.PushRelay.relay``); True when told
+Relay = Callable[[str], bool]
 
 
-class Daemon:
-    """Schedules and runs passes; ``start``, ``set_leading``, ``push``/``trigger``, ``stop``."""
+class Scheduler:
+    """Schedules and runs passes; ``start``, ``set_leading``, ``push``/``trigger``, ``stop``.
+
+    More than fifteen methods, on purpose: the pass methods share one condition variable over the
+    per-environment state, and splitting them would spread that lock's invariants over several
+    classes. What needs no such lock lives apart: ``SharedFetch``, ``Readiness``, ``PreviewQueue``."""
 
     def __init__(
         self,
         agent: AgentPort,
         *,
         metrics: Metrics | None = None,
-        options: DaemonOptions | None = None,
+        options: SchedulerOptions | None = None,
         probe: ClusterProbe | None = None,
-        listeners: Sequence[PassListener] = (),
+        relay: Relay | None = None,
+        previewer: Previewer | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.agent = agent
         self.config = agent.config
-        self.options = options or DaemonOptions()
+        self.options = options or SchedulerOptions()
         self.metrics = metrics or Metrics(agent.request_counts)
-        self._probe = probe or (lambda: None)
         self._clock, self._wall = clock, wall
-        agent.listeners.extend(listeners)
         self._envs = {env.name: env for env in self.config.environments}
+        self._branches = {env.name: self.config.branch_of(env) for env in self.config.environments}
         self._cond = threading.Condition()
         self._states = {name: PassState() for name in self._envs}
         self._last = {name: _Last() for name in self._envs}
         self._leading = False
         self._stopping = False
-        self._fetch = _Fetch()
-        self._probed: tuple[float, str | None] | None = None
-        self._probe_lock = threading.Lock()
-        #: a follower's way to hand a push to the leader (``LeaderElector.relay_push``); True when told
-        self.relay: Callable[[str], bool] | None = None
-        #: previews a pull request (number, head sha, base branch); None when GitHub is not configured
-        self.previewer: Callable[[int, str, str], object] | None = None
-        self._previews: dict[int, tuple[str, str]] = {}  # latest head per PR, waiting for the worker
-        self._preview_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
+        self._fetch = SharedFetch(agent.fetch, max_age_s=self.options.fetch_max_age_s, clock=clock)
+        self._readiness = Readiness(probe, interval_s=self.options.probe_interval_s, clock=clock)
+        self.relay = relay
+        #: None when GitHub is not configured
+        self.previews = PreviewQueue(previewer) if previewer is not None else None
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
         self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
@@ -188,11 +172,11 @@ class Daemon:
     def start(self) -> None:
         """Starts the schedule; passes run once ``set_leading(True)``. Probes the clusters once,
         so an unreachable cluster is in the log at start-up (and clients are made in one thread)."""
-        problem = self._probe_now()
+        problem = self._readiness.now()
         if problem:
             log.warning("not ready yet: %s", problem)
         for env in self.config.environments:
-            interval = interval_of(self.config, env)
+            interval = self._interval(env)
             self._scheduler.add_job(
                 self._tick, "interval", seconds=interval, jitter=jitter_of(interval), args=[env.name],
                 id=f"pass-{env.name}", name=f"pass of {env.name}", max_instances=1, coalesce=True,
@@ -224,7 +208,8 @@ class Daemon:
         with contextlib.suppress(SchedulerNotRunningError):  # never started
             self._scheduler.shutdown(wait=False)
         self._pool.shutdown(wait=False, cancel_futures=True)  # passes queued but not started never start
-        self._preview_pool.shutdown(wait=False, cancel_futures=True)
+        if self.previews is not None:
+            self.previews.stop()
         timeout = self.options.shutdown_timeout_s if timeout_s is None else timeout_s
         with self._cond:
             idle = self._cond.wait_for(lambda: not self._running(), timeout)
@@ -242,36 +227,22 @@ class Daemon:
     def push(self, ref: str) -> PushOutcome:
         """A push to ``ref``: fetch again and pass the environments following that branch. A follower
         relays it to the leader (``relay``, set by leader election) instead."""
-        names = environments_for_ref(self.config, ref)
+        names = environments_for_ref(self._branches, ref)
         if not names:
             return PushOutcome(())
         if not self._leading and self.relay is not None:
             return PushOutcome(names, relayed=self.relay(ref))
-        self._fetch.invalidated = self._clock()  # a plain store: never waits for a fetch in flight
+        self._fetch.invalidate()
         self.trigger(names, urgent=True)
         return PushOutcome(names)
 
     def preview(self, number: int, head_sha: str, base_ref: str) -> bool:
-        """Queue a preview of a pull request; pushes to the same PR while one waits replace it (the
-        newest head is the only one worth showing). Any replica may preview: it only reads the
-        cluster and writes to GitHub. False when previews are not configured."""
-        if self.previewer is None or self._stopping:
+        """Queue a preview of a pull request. Any replica may preview: it only reads the cluster and
+        writes to GitHub. False when previews are not configured."""
+        if self.previews is None or self._stopping:
             return False
-        with self._cond:
-            waiting = number in self._previews
-            self._previews[number] = (head_sha, base_ref)
-        if not waiting:
-            self._preview_pool.submit(self._run_preview, number)
+        self.previews.submit(number, head_sha, base_ref)
         return True
-
-    def _run_preview(self, number: int) -> None:
-        with self._cond:
-            head_sha, base_ref = self._previews.pop(number)
-        try:
-            assert self.previewer is not None
-            self.previewer(number, head_sha, base_ref)
-        except Exception:  # a preview never takes the daemon down
-            log.exception("preview of pull request #%d at %s failed", number, head_sha[:12])
 
     def trigger(self, names: Iterable[str], *, urgent: bool = True) -> None:
         """A pass of each environment now; one already running gets one more after it (``urgent``)."""
@@ -345,7 +316,7 @@ class Daemon:
             set_commit(commit)
             started = self._clock()
             try:
-                result = self.agent.reconcile(env, fetch_error=fetch_error)
+                result = self.agent.reconcile(env, PassRequest(fetch_error=fetch_error))
             except Exception as exc:  # a bug must not end the daemon: report it as this pass's failure
                 log.exception("pass failed unexpectedly; the next one retries")
                 result = PassResult(env.name, commit, FAILED, error=f"internal error: {exc}", reason=INTERNAL_ERROR)
@@ -375,61 +346,28 @@ class Daemon:
     # --- the shared fetch -----------------------------------------------------------------------
 
     def _fetch_if_stale(self) -> GitOpsError | None:
-        """One fetch serves every pass that starts within ``fetch_max_age_s`` of it."""
-        f = self._fetch
-        with f.lock:
-            now = self._clock()
-            if not fetch_due(
-                last_started=f.started, invalidated=f.invalidated, now=now, max_age_s=self.options.fetch_max_age_s
-            ):
-                return f.error
-            f.started = now
-            f.error = self.agent.fetch()
-            if f.error is None:
-                f.succeeded_once = True
-            else:
-                log.warning("fetching the config repository failed: %s", f.error)
-            return f.error
+        return self._fetch.fetch_if_stale()
 
     def _warm_fetch(self) -> None:
         """Followers fetch at the poll interval: ready (/readyz) and fast to take over."""
         if not self._leading and not self._stopping:
-            self._fetch_if_stale()
+            self._fetch.fetch_if_stale()
 
     # --- views ----------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[str, ...]:
         """Why this replica is not ready; empty when it is (config loaded, repo fetched, clusters up)."""
-        reasons = []
-        if not self._fetch.succeeded_once:
-            error = self._fetch.error
-            reasons.append("the config repository was not fetched yet" + (f": {error}" if error else ""))
-        problem = self._probe_cached()
-        if problem:
-            reasons.append(problem)
-        return tuple(reasons)
+        return self._readiness.reasons(fetched=self._fetch.succeeded_once, fetch_error=self._fetch.error)
 
-    def _probe_cached(self) -> str | None:
-        with self._probe_lock:
-            if self._probed and self._clock() - self._probed[0] < self.options.probe_interval_s:
-                return self._probed[1]
-        return self._probe_now()
-
-    def _probe_now(self) -> str | None:
-        with self._probe_lock:
-            try:
-                problem = self._probe()
-            except Exception as exc:  # a probe must answer, never raise into the HTTP server
-                problem = f"cluster probe failed: {exc}"
-            self._probed = (self._clock(), problem)
-            return problem
-
-    def status(self) -> DaemonStatus:
+    def status(self) -> SchedulerStatus:
         with self._cond:
             envs = tuple(self._view(env) for env in self.config.environments)
             leading = self._leading
         error = self._fetch.error
-        return DaemonStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs)
+        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs)
+
+    def _interval(self, env: EnvironmentConfig) -> float:
+        return interval_of(env.interval_s, self.config.repo.poll_interval_s)
 
     def _view(self, env: EnvironmentConfig) -> EnvironmentView:
         state, last = self._states[env.name], self._last[env.name]
@@ -437,7 +375,7 @@ class Daemon:
             name=env.name,
             policy=env.policy,
             branch=self.config.branch_of(env),
-            interval_s=interval_of(self.config, env),
+            interval_s=self._interval(env),
             running=state.running,
             pending=state.pending,
             last=last.result,
@@ -445,39 +383,3 @@ class Daemon:
             duration_s=last.duration_s,
             last_success_at=last.success_at,
         )
-
-
-def summarize(result: PassResult) -> str:
-    """``2 created, 1 configured; drift: 1 unexpected, 0 expected`` for one log line."""
-    parts = [result.sync.changes.summary()] if result.sync else []
-    if result.repaired:
-        parts.append(f"repaired {result.repaired.changes.summary()}")
-    if result.drift:
-        unexpected = len(result.unexpected_drift)
-        parts.append(f"drift: {unexpected} unexpected, {len(result.drift) - unexpected} expected")
-    if result.message:
-        parts.append(result.message)
-    return "; ".join(parts) or "nothing to do"
-
-
-_NAMESPACES = ResourceInfo("", "v1", "Namespace", "namespaces", False)
-
-
-def cluster_probe(kube: Callable[[EnvironmentConfig], KubeClient], config: Config) -> ClusterProbe:
-    """A probe that reads the agent's namespace in each cluster: any answer, even 403, means up."""
-
-    def probe() -> str | None:
-        seen: set[str | None] = set()
-        for env in config.environments:
-            if env.context in seen:
-                continue
-            seen.add(env.context)
-            try:
-                kube(env).get(_NAMESPACES, "", config.agent.namespace)
-            except ForbiddenError:
-                continue
-            except GitOpsError as exc:
-                return f"cluster {env.context or '(default context)'} is not reachable: {exc}"
-        return None
-
-    return probe

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gitops_agent.core.inventory import Inventory, inventory_configmap, parse_inventory, stale_keys
-from gitops_agent.core.plan import (
+from gitops_agent.core.prepare import (
     ENV_LABEL,
     MANIFEST_HASH_ANNOTATION,
     PRUNE_ANNOTATION,

@@ -1,0 +1,138 @@
+"""One snapshot against one cluster, as a script of the verbs. Guarantees, in order:
+
+1. Nothing is written before the whole snapshot passed a server-side dry-run. The exception is
+   forced by the API itself: objects in a namespace the snapshot creates, or of a kind a CRD in
+   the snapshot defines, can only be dry-run once that Namespace/CRD exists, so Namespaces and CRDs
+   are applied first (and CRDs waited on), then the rest is dry-run, then applied.
+2. Nothing is pruned unless every apply succeeded, and nothing is pruned that is not in the
+   environment's inventory, still labelled as the environment's, and not protected.
+3. A sync that changes nothing writes nothing: not an object, not the inventory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from gitops_agent.cluster.api import ClusterApi
+from gitops_agent.cluster.apply import Applied, WaitForCrds, apply_in_stages
+from gitops_agent.cluster.model import ObjectPlan, Observation, SyncOptions, SyncResult
+from gitops_agent.cluster.plan import Plan, deferred_as_created, plan_sync
+from gitops_agent.cluster.prepare import inventoried, prepare_snapshot
+from gitops_agent.cluster.prune import plan_prunes, prune
+from gitops_agent.cluster.read import read_labelled, read_live
+from gitops_agent.cluster.state import StateStore
+from gitops_agent.cluster.wait import wait_for_crds
+from gitops_agent.core.drift import ObjectDrift, detect_drift
+from gitops_agent.core.inventory import Inventory, stale_keys
+from gitops_agent.core.prepare import PreparedObject
+from gitops_agent.core.sync_rules import refuse_empty, refuse_foreign
+from gitops_agent.errors import GitOpsError
+from gitops_agent.model import Action, DesiredObject, ObjectKey
+
+
+def sync(
+    api: ClusterApi,
+    objects: Iterable[DesiredObject],
+    *,
+    commit: str,
+    options: SyncOptions,
+    dry_run: bool = False,
+    wait: WaitForCrds = wait_for_crds,
+) -> SyncResult:
+    """Plan, dry-run, apply and prune one environment's snapshot. Never raises GitOpsError."""
+    o = options
+    store = StateStore(api, namespace=o.agent_namespace, field_manager=o.field_manager)
+    try:
+        # Resolve scopes, default namespaces, label and hash every object.
+        prepared = prepare_snapshot(api, objects, o)
+        # Read what the environment last applied, and refuse to prune everything by accident.
+        inventory = store.read_inventory(o.environment)
+        stale = stale_keys(inventory, (p.key for p in prepared))
+        refuse_empty(o.environment, prepared, inventory, allow_empty=o.allow_empty)
+        # Read the live objects once per kind and namespace; never take over another environment's.
+        live = read_live(api, prepared)
+        refuse_foreign(o.environment, prepared, live)
+        # Compare locally; ask the server (dry-run) only where the local compare can't decide.
+        plan = plan_sync(api, prepared, live, o)
+        if dry_run:
+            plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
+            return _result(o, commit, True, plan, plan_prunes(api, stale, o))
+        # Write: Namespaces and CRDs first, then dry-run what waited for them, then the rest.
+        applied = Applied()
+        try:
+            plan = apply_in_stages(api, plan, live, o, applied, wait=wait)
+        except GitOpsError:
+            # Whatever did get written must be in the inventory, or a later commit could not prune it.
+            _remember_partial(store, o.environment, inventory, plan.prepared, applied.keys)
+            raise
+        # Prune only after every apply succeeded.
+        prunes = prune(api, stale, o)
+        _write_inventory(store, o.environment, commit, plan.prepared, prunes, inventory)
+        return _result(o, commit, False, plan, prunes, applied.keys)
+    except GitOpsError as exc:
+        return SyncResult(o.environment, commit, dry_run, error=str(exc), reason=exc.reason)
+
+
+def observe(api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions) -> Observation:
+    """The snapshot's live objects, one labelled list per kind (``read.read_labelled``)."""
+    applied = tuple((p.key, p.manifest) for p in inventoried(api, objects, o))
+    live, extra = read_labelled(api, (key for key, _ in applied), o.environment)
+    return Observation(applied, live, tuple(extra))
+
+
+def drift(api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions) -> tuple[ObjectDrift, ...]:
+    """How the live objects moved away from this (applied) snapshot."""
+    return drift_in(observe(api, objects, o), o)
+
+
+def drift_in(seen: Observation, o: SyncOptions) -> tuple[ObjectDrift, ...]:
+    return detect_drift(seen.applied, seen.live, policy=o.policy, extra=seen.extra)
+
+
+def _write_inventory(
+    store: StateStore,
+    environment: str,
+    commit: str,
+    prepared: Sequence[PreparedObject],
+    prunes: Sequence[ObjectPlan],
+    old: Inventory | None,
+) -> None:
+    managed = {p.key for p in prepared if p.inventoried}
+    survivors = {p.key for p in prunes if p.action is Action.FAILED}  # retried next pass
+    store.write_inventory(environment, old, Inventory(commit=commit, keys=frozenset(managed | survivors)))
+
+
+def _remember_partial(
+    store: StateStore,
+    environment: str,
+    old: Inventory | None,
+    prepared: Sequence[PreparedObject],
+    written: Sequence[ObjectKey],
+) -> None:
+    inventoried_keys = {p.key for p in prepared if p.inventoried}
+    keys = {k for k in written if k in inventoried_keys}
+    if keys:
+        previous = old.keys if old else frozenset()
+        store.write_inventory(environment, old, Inventory(commit=old.commit if old else "", keys=previous | keys))
+
+
+def _result(
+    o: SyncOptions,
+    commit: str,
+    dry_run: bool,
+    plan: Plan,
+    prunes: list[ObjectPlan],
+    applied: Sequence[ObjectKey] = (),
+) -> SyncResult:
+    objects = [plan.plans[p.key] for p in plan.prepared if p.key in plan.plans] + prunes
+    failed = next((p for p in objects if p.action is Action.FAILED), None)
+    error = f"{failed.key}: {failed.message}" if failed else ""
+    return SyncResult(
+        o.environment,
+        commit,
+        dry_run,
+        tuple(objects),
+        error=error,
+        reason="PruneFailed" if failed else "",
+        applied_keys=tuple(applied),
+    )

@@ -1,0 +1,97 @@
+"""The decisions of one environment's pass, pure: what to do with a commit, what the outcome is
+called, what the ledger records, what self-heal re-applies, and when a rollback hold lasts.
+``gitops_agent.reconcile`` only sequences them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+
+from gitops_agent.core.drift import EXTRA, ObjectDrift
+from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEntry
+from gitops_agent.model import ObjectKey
+
+# outcomes of a pass, besides the ledger's applied / reached / failed
+UP_TO_DATE = "up-to-date"  # the commit was applied before: drift checked only
+WAITING = "waiting"  # manual policy: a new commit waits for `gitops-agent sync --env`
+PLANNED = "planned"  # dry run
+OUTCOMES = (APPLIED, REACHED, FAILED, UP_TO_DATE, WAITING, PLANNED)
+
+
+class Step(enum.StrEnum):
+    PLAN = "plan"  # dry run: plan the whole snapshot, write nothing
+    APPLY = "apply"  # a new commit (or a forced re-apply, or a rollback): write it
+    WAIT = "wait"  # manual policy: a new commit waits for a person
+    CHECK = "check"  # the commit was applied before: explain drift, repair where enforced
+
+
+def next_step(
+    *, dry_run: bool, current: bool, policy: str, explicit: bool = False, force: bool = False, rollback: bool = False
+) -> Step:
+    """A commit is applied once. ``current``: the ledger says it is the one running; ``explicit``:
+    a person asked (``sync --env``), so a ``manual`` environment applies."""
+    if dry_run:
+        return Step.PLAN
+    if current and not force and not rollback:
+        return Step.CHECK
+    if policy == "manual" and not explicit and not rollback:
+        return Step.WAIT
+    return Step.APPLY
+
+
+def apply_outcome(*, ok: bool, wrote: bool) -> str:
+    """failed; applied (objects written); reached (the cluster already held the snapshot)."""
+    if not ok:
+        return FAILED
+    return APPLIED if wrote else REACHED
+
+
+def ledger_entry(
+    ledger: Ledger,
+    *,
+    commit: str,
+    outcome: str,
+    summary: str,
+    message: str,
+    time: str,
+    agent_version: str,
+    forced: bool = False,
+    rolled_back_from: str = "",
+) -> LedgerEntry | None:
+    """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
+    last = ledger.entries[-1] if ledger.entries else None
+    if last and not rolled_back_from and (last.commit, last.result, last.message) == (commit, outcome, message):
+        return None
+    return LedgerEntry(
+        commit=commit,
+        time=time,
+        agent_version=agent_version,
+        result=outcome,
+        summary=summary,
+        message=message,
+        forced=forced,
+        rolled_back_from=rolled_back_from,
+    )
+
+
+def to_repair(drift: Iterable[ObjectDrift], policy: str) -> frozenset[ObjectKey]:
+    """Under ``enforce``, the objects with unexpected drift; objects added by hand are reported,
+    never deleted (they are not in the inventory)."""
+    if policy != "enforce":
+        return frozenset()
+    return frozenset(d.key for d in drift if not d.expected and d.state != EXTRA)
+
+
+def held_commit(ledger: Ledger, head: str, same_intent: Callable[[str], bool]) -> str:
+    """The commit to reconcile to: the branch head, unless ``rollback --now`` holds the environment
+    at an older one. The hold lasts while the environment's intent at the head is the one rolled
+    back from (that commit, or a later one rendering the same snapshot, such as a change to another
+    environment): ``same_intent(rolled_back_from)`` says so. The rollback PR merging, or any change
+    to the environment, ends it. Without this the next pass would re-apply the very commit just
+    rolled back."""
+    hold = ledger.rollback_hold()
+    if hold is None:
+        return head
+    if head == hold.rolled_back_from:
+        return hold.commit
+    return hold.commit if same_intent(hold.rolled_back_from) else head

@@ -1,0 +1,127 @@
+"""Read-only questions about environments: status, drift, health, history. They write nothing.
+
+Each answers from the ledger (which commit runs), the snapshot of that commit and one labelled
+read of the live objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gitops_agent.adapters.git_source import CommitInfo
+from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.read import LiveReads
+from gitops_agent.cluster.sync import drift_in, observe
+from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.health import aggregate
+from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
+from gitops_agent.core.pass_rules import UP_TO_DATE, held_commit
+from gitops_agent.errors import GitOpsError
+from gitops_agent.model import ObjectHealth
+from gitops_agent.reconcile import PassResult, state_store, sync_options
+from gitops_agent.rollout import LiveView, health_of
+from gitops_agent.snapshots import Snapshots
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One ledger entry, with the commits it rolled forward since the previous applied one."""
+
+    entry: LedgerEntry
+    commits: tuple[CommitInfo, ...]
+    running: bool  # the environment's current snapshot
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    environment: str
+    target_commit: str
+    applied_commit: str
+    objects: int
+    in_sync: bool
+    last_result: str
+    drift_expected: int = 0
+    drift_unexpected: int = 0
+    health: str = ""  # Current | InProgress | Failed | Unknown: the worst of its objects
+    error: str = ""
+
+
+class Queries:
+    def __init__(self, config: Config, snapshots: Snapshots, clusters: Clusters) -> None:
+        self.config = config
+        self.snapshots = snapshots
+        self.clusters = clusters
+
+    def drift(self, env: EnvironmentConfig, fetch_error: GitOpsError | None = None) -> PassResult:
+        """Drift against the commit the environment last applied."""
+        commit = ""
+        try:
+            if fetch_error is not None:
+                raise fetch_error
+            api = self.clusters.api(env)
+            last = state_store(self.config, api).read_ledger(env.name).last_success()
+            if last is None:
+                return PassResult(env.name, "", UP_TO_DATE)
+            commit = last.commit
+            options = sync_options(self.config, env)
+            found = drift_in(observe(api, self.snapshots.snapshot(env, commit), options), options)
+            return PassResult(env.name, commit, UP_TO_DATE, drift=found)
+        except GitOpsError as exc:
+            return PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason)
+
+    def health(self, env: EnvironmentConfig) -> tuple[str, list[ObjectHealth]]:
+        """Every object of the environment's applied snapshot, with its health now."""
+        api = self.clusters.api(env)
+        last = state_store(self.config, api).read_ledger(env.name).last_success()
+        if last is None:
+            return "", []
+        seen = observe(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
+        view = LiveView(seen.live, LiveReads(api))
+        return last.commit, list(health_of([key for key, _ in seen.applied], view))
+
+    def history(self, env: EnvironmentConfig) -> list[HistoryEntry]:
+        """What ran in an environment and what each apply rolled forward, newest first."""
+        ledger = state_store(self.config, self.clusters.api(env)).read_ledger(env.name)
+        running = ledger.last_success()
+        out: list[HistoryEntry] = []
+        previous: str | None = None
+        for entry in ledger.entries:
+            commits = tuple(self.snapshots.source.log(previous, entry.commit)) if entry.commit != previous else ()
+            out.append(HistoryEntry(entry, commits, running is not None and entry is running))
+            if entry.result in (APPLIED, REACHED):
+                previous = entry.commit
+        return out[::-1]
+
+    def status(self, env: EnvironmentConfig, fetch_error: GitOpsError | None = None) -> EnvironmentStatus:
+        """Target commit, applied commit, drift, health and whether the live state matches."""
+        target = applied = ""
+        try:
+            if fetch_error is not None:
+                raise fetch_error
+            target = self.snapshots.target_commit(env)
+            api = self.clusters.api(env)
+            options = sync_options(self.config, env)
+            ledger = state_store(self.config, api).read_ledger(env.name)
+            last = ledger.last_success()
+            applied = last.commit if last else ""
+            objects = self.snapshots.snapshot(env, applied) if applied else ()
+            seen = observe(api, objects, options)
+            found = drift_in(seen, options)
+            health = health_of([key for key, _ in seen.applied], LiveView(seen.live, LiveReads(api)))
+            latest = ledger.entries[-1] if ledger.entries else None
+            held = held_commit(ledger, target, lambda then: self.snapshots.same_intent(env, target, then))
+            rolled_back = f" (rolled back to {held[:12]} until the rollback PR merges)" if held != target else ""
+            unexpected = sum(1 for d in found if not d.expected)
+            return EnvironmentStatus(
+                environment=env.name,
+                target_commit=target,
+                applied_commit=applied,
+                objects=len(objects),
+                in_sync=bool(applied) and applied == held and not unexpected,
+                last_result=(f"{latest.result}: {latest.summary}" if latest else "never applied") + rolled_back,
+                drift_expected=len(found) - unexpected,
+                drift_unexpected=unexpected,
+                health=aggregate(o.status for o in health).value if applied else "",
+            )
+        except GitOpsError as exc:
+            return EnvironmentStatus(env.name, target, applied, 0, False, f"error: {exc.reason}", error=str(exc))

@@ -1,0 +1,263 @@
+"""One environment's pass, as one script: which commit, then plan / apply / wait / check, then
+follow the rollout, explain drift, repair where the policy says so.
+
+Every entry point goes through ``Reconciler.reconcile``: the daemon, ``sync``, ``diff``,
+``rollback --now`` and previews. So listeners (GitHub statuses, chat, metrics) hear of every apply,
+and the ledger has one writer. The decisions are ``core.pass_rules``; this module sequences them
+over the cluster verbs (``gitops_agent.cluster``) and the snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gitops_agent import __version__
+from gitops_agent.cluster import ClusterApi, SyncOptions, SyncResult, sync
+from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.read import LiveReads
+from gitops_agent.cluster.state import StateStore
+from gitops_agent.cluster.sync import drift
+from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.drift import DriftPolicy, ObjectDrift
+from gitops_agent.core.ledger import FAILED, Ledger
+from gitops_agent.core.pass_rules import (
+    PLANNED,
+    UP_TO_DATE,
+    WAITING,
+    Step,
+    apply_outcome,
+    held_commit,
+    ledger_entry,
+    next_step,
+    to_repair,
+)
+from gitops_agent.errors import GitOpsError
+from gitops_agent.model import Action, DesiredObject, Health
+from gitops_agent.rollout import default_timeout, follow
+from gitops_agent.snapshots import Snapshots
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PassRequest:
+    dry_run: bool = False
+    #: a person asked (``sync --env``): a ``manual`` environment applies its new commit
+    explicit: bool = False
+    #: re-apply the commit even if it was applied before
+    force: bool = False
+    #: this commit rather than the branch's head (``rollback --now``, previews of a pull request)
+    commit: str | None = None
+    #: ``rollback --now``: the branch commit whose snapshot ``commit`` replaces; recorded as a hold
+    rolled_back_from: str = ""
+    #: the fetch already failed: the pass fails with it
+    fetch_error: GitOpsError | None = None
+
+
+@dataclass(frozen=True)
+class PassResult:
+    environment: str
+    commit: str
+    outcome: str  # core.pass_rules.OUTCOMES
+    sync: SyncResult | None = None
+    drift: tuple[ObjectDrift, ...] = ()
+    repaired: SyncResult | None = None
+    #: the rollout after an apply: Current, Failed, or still InProgress when the pass stopped following
+    health: Health | None = None
+    error: str = ""
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    @property
+    def unexpected_drift(self) -> tuple[ObjectDrift, ...]:
+        return tuple(d for d in self.drift if not d.expected)
+
+    @classmethod
+    def of_sync(cls, result: SyncResult, outcome: str) -> PassResult:
+        return cls(result.environment, result.commit, outcome, sync=result, error=result.error, reason=result.reason)
+
+
+class PassListener(Protocol):
+    """Told about each pass: GitHub statuses, chat, metrics. A listener that raises is logged and
+    ignored: reporting never blocks or breaks reconciliation."""
+
+    def applying(self, environment: str, commit: str) -> None: ...
+
+    def finished(self, result: PassResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class FollowSettings:
+    #: after an apply, follow the rollout to the end (``sync --no-wait`` turns it off)
+    enabled: bool = True
+    poll_s: float = 2.0
+
+
+def sync_options(config: Config, env: EnvironmentConfig, **overrides: Any) -> SyncOptions:
+    """The cluster verbs' options for an environment of the config."""
+    base = SyncOptions(
+        environment=env.name,
+        namespace=env.namespace,
+        field_manager=config.agent.field_manager,
+        agent_namespace=config.agent.namespace,
+        create_namespace=env.create_namespace,
+        prune=env.prune,
+        allow_empty=env.allow_empty,
+        prune_propagation=env.prune_propagation,
+        drift_policy=DriftPolicy(
+            field_manager=config.agent.field_manager,
+            expected_managers=env.expected_managers,
+            ignore=env.ignore,
+        ),
+    )
+    return replace(base, **overrides)
+
+
+def state_store(config: Config, api: ClusterApi) -> StateStore:
+    return StateStore(api, namespace=config.agent.namespace, field_manager=config.agent.field_manager)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: Config,
+        snapshots: Snapshots,
+        clusters: Clusters,
+        *,
+        listeners: Sequence[PassListener] = (),
+        follow_settings: FollowSettings | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.snapshots = snapshots
+        self.clusters = clusters
+        self.listeners = tuple(listeners)
+        self.follow_settings = follow_settings or FollowSettings()
+        #: set on shutdown: a pass stops following its rollout (it never stops between writes)
+        self.stopping = stopping or threading.Event()
+
+    def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult:
+        """One environment's pass. Never raises GitOpsError: a failure is the pass's result."""
+        request = request or PassRequest()
+        commit = request.commit or ""
+        try:
+            if request.fetch_error is not None:
+                raise request.fetch_error
+            commit = commit or self.snapshots.target_commit(env)
+            result = self._reconcile(env, commit, request)
+        except GitOpsError as exc:
+            result = PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason)
+        if not request.dry_run:
+            self._tell(lambda listener: listener.finished(result))
+        return result
+
+    def _reconcile(self, env: EnvironmentConfig, commit: str, request: PassRequest) -> PassResult:
+        api = self.clusters.api(env)
+        options = sync_options(self.config, env, force=request.force)
+        if request.dry_run:  # plan the whole snapshot against the cluster; write nothing
+            result = sync(api, self.snapshots.snapshot(env, commit), commit=commit, options=options, dry_run=True)
+            return PassResult.of_sync(result, PLANNED)
+        store = state_store(self.config, api)
+        ledger = store.read_ledger(env.name)
+        if request.commit is None:  # `rollback --now` may hold the environment at an older commit
+            commit = held_commit(ledger, commit, lambda then: self.snapshots.same_intent(env, commit, then))
+        objects = self.snapshots.snapshot(env, commit)
+        step = next_step(
+            dry_run=False,
+            current=ledger.is_current(commit),
+            policy=env.policy,
+            explicit=request.explicit,
+            force=request.force,
+            rollback=bool(request.rolled_back_from),
+        )
+        if step is Step.WAIT:
+            waiting = self._drift_since_last(env, api, ledger)
+            return PassResult(env.name, commit, WAITING, drift=waiting, message="waiting for a manual sync")
+        outcome = PassResult(env.name, commit, UP_TO_DATE)
+        if step is Step.APPLY:
+            outcome = self._apply(env, api, store, ledger, commit, objects, request)
+            if not outcome.ok:
+                return outcome
+        return self._check(env, api, commit, objects, outcome)
+
+    def _apply(
+        self,
+        env: EnvironmentConfig,
+        api: ClusterApi,
+        store: StateStore,
+        ledger: Ledger,
+        commit: str,
+        objects: tuple[DesiredObject, ...],
+        request: PassRequest,
+    ) -> PassResult:
+        self._tell(lambda listener: listener.applying(env.name, commit))
+        result = sync(api, objects, commit=commit, options=sync_options(self.config, env, force=request.force))
+        outcome = apply_outcome(ok=result.ok, wrote=result.wrote)
+        entry = ledger_entry(
+            ledger,
+            commit=commit,
+            outcome=outcome,
+            summary=result.changes.summary(),
+            message=result.error,
+            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            agent_version=__version__,
+            forced=request.force,
+            rolled_back_from=request.rolled_back_from,
+        )
+        if entry is not None:
+            store.write_ledger(env.name, ledger.record(entry))
+        if not result.ok:
+            return PassResult.of_sync(result, outcome)
+        # "Applied" is not "working": follow what changed until it is healthy, failed or late.
+        return replace(PassResult.of_sync(result, outcome), health=self._follow(env, api, objects, result))
+
+    def _check(
+        self,
+        env: EnvironmentConfig,
+        api: ClusterApi,
+        commit: str,
+        objects: tuple[DesiredObject, ...],
+        outcome: PassResult,
+    ) -> PassResult:
+        """Between commits: explain drift, and repair it only where the policy says so."""
+        options = sync_options(self.config, env)
+        found = drift(api, objects, options)
+        repair = to_repair(found, env.policy)
+        if repair:
+            only = sync_options(self.config, env, only=repair, prune=False)
+            repaired = sync(api, objects, commit=commit, options=only)
+            outcome = replace(outcome, repaired=repaired)
+            found = drift(api, objects, options)
+        return replace(outcome, drift=found)
+
+    def _follow(
+        self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...], result: SyncResult
+    ) -> Health | None:
+        changed = [o.key for o in result.objects if o.action in (Action.CREATED, Action.CONFIGURED)]
+        if not changed or not self.follow_settings.enabled:
+            return None
+        timeout = env.health_timeout_s or default_timeout(o.manifest for o in objects)
+        reads = LiveReads(api)
+        return follow(changed, reads, timeout_s=timeout, poll_s=self.follow_settings.poll_s, stop=self.stopping).health
+
+    def _drift_since_last(self, env: EnvironmentConfig, api: ClusterApi, ledger: Ledger) -> tuple[ObjectDrift, ...]:
+        last = ledger.last_success()
+        if last is None:
+            return ()
+        return drift(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
+
+    def _tell(self, event: Callable[[PassListener], None]) -> None:
+        for listener in self.listeners:
+            try:
+                event(listener)
+            except Exception:  # a listener must never break a pass
+                log.exception("a pass listener (%s) failed; reconciliation goes on", type(listener).__name__)

@@ -1,0 +1,91 @@
+"""The config repository as snapshots: fetched, resolved per environment, rendered at a commit.
+
+A commit's content never changes, so each environment's render at a commit is kept (a few per
+environment: the target and the last applied are all a pass needs) and shared by passes, status
+reads, previews and promotions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from gitops_agent.adapters.git_source import GitSource
+from gitops_agent.adapters.renderer import Kustomize, render_environment
+from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.render import validate_objects
+from gitops_agent.errors import GitOpsError
+from gitops_agent.model import DesiredObject
+
+SNAPSHOTS_KEPT_PER_ENVIRONMENT = 3
+
+
+class Snapshots:
+    def __init__(self, config: Config, source: GitSource, kustomize: Kustomize) -> None:
+        self.config = config
+        self.source = source
+        self.kustomize = kustomize
+        self._kept: OrderedDict[tuple[str, str], tuple[DesiredObject, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fetch(self) -> GitOpsError | None:
+        """Fetch the config repo; the error, if any, is returned so each environment can report it."""
+        try:
+            self.source.fetch()
+        except GitOpsError as exc:
+            return exc
+        return None
+
+    def target_commit(self, env: EnvironmentConfig) -> str:
+        return self.source.resolve(self.config.branch_of(env))
+
+    def render(self, env: EnvironmentConfig, commit: str) -> list[DesiredObject]:
+        """The environment's objects at a commit, validated, without a shared checkout."""
+        with self._tree(commit) as root:
+            objects = self.render_tree(root, env.path)
+        validate_objects(objects)
+        return objects
+
+    def render_tree(self, root: Path, path: str) -> list[DesiredObject]:
+        """An environment's directory in a tree already on disk (a promotion's work tree)."""
+        return render_environment(root, path, kustomize=self.kustomize)
+
+    @contextmanager
+    def _tree(self, commit: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix=f"gitops-agent-{commit[:12]}-") as tmp:
+            root = Path(tmp)
+            self.source.export(commit, root)
+            yield root
+
+    def snapshot(self, env: EnvironmentConfig, commit: str) -> tuple[DesiredObject, ...]:
+        """Rendered once per environment and commit."""
+        key = (env.name, commit)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        objects = tuple(self.render(env, commit))
+        with self._lock:
+            self._kept[key] = objects
+            # a daemon runs for months: keep the few snapshots a pass can need (target, last applied)
+            while len(self._kept) > SNAPSHOTS_KEPT_PER_ENVIRONMENT * len(self.config.environments):
+                self._kept.popitem(last=False)
+        return objects
+
+    def same_intent(self, env: EnvironmentConfig, a: str, b: str) -> bool:
+        """Do two commits render the same snapshot of ``env``? A commit that no longer exists
+        (force-pushed away) renders nothing the same."""
+        try:
+            return same_snapshot(self.snapshot(env, a), self.snapshot(env, b))
+        except GitOpsError:
+            return False
+
+
+def same_snapshot(a: Sequence[DesiredObject], b: Sequence[DesiredObject]) -> bool:
+    """Do two renders hold the same objects with the same manifests? (DesiredObject's own equality
+    looks at keys and sources only.)"""
+    return [(o.key, o.manifest) for o in a] == [(o.key, o.manifest) for o in b]
