@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from gitops_agent.composition import github_client, require_github
+from gitops_agent.composition import (
+    RunOptions,
+    build_agent,
+    command_wiring,
+    daemon_wiring,
+    github_client,
+    require_github,
+)
+from gitops_agent.reconcile import FollowSettings
 from gitops_agent.config import parse_config
 from gitops_agent.errors import ConfigError
 
@@ -52,3 +60,59 @@ def test_an_unusable_token_file_is_named(tmp_path: Path, content: str | None, me
     with pytest.raises(ConfigError) as caught:
         github_client(cfg)
     assert str(caught.value).startswith(message.format(path=path))
+
+
+def test_a_command_reads_github_credentials_only_when_it_talks_to_github(tmp_path: Path) -> None:
+    cfg = parse_config(
+        config(f"{{repository: acme/config, token_file: {tmp_path / 'missing'}}}").replace(
+            "url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'cache'}"
+        ),
+        source="a.yaml",
+    )
+    quiet = command_wiring(cfg, kubeconfig=None, report=False, github=False)
+    assert quiet.github is None and quiet.reporter is None
+    assert quiet.agent.reconciler.listeners == ()
+    quiet.close()
+    with pytest.raises(ConfigError, match="github.token_file"):
+        command_wiring(cfg, kubeconfig=None, report=True, github=True)
+
+
+def test_an_agent_is_built_with_its_listeners_and_follow_settings(tmp_path: Path) -> None:
+    cfg = parse_config(
+        BASE.replace("url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'c'}"),
+        source="a.yaml",
+    )
+
+    class Heard:
+        def applying(self, environment: str, commit: str) -> None: ...
+
+        def finished(self, result: object) -> None: ...
+
+    heard = Heard()
+    agent = build_agent(cfg, listeners=[heard], follow=FollowSettings(enabled=False, poll_s=0.5))
+    assert agent.reconciler.listeners == (heard,)
+    assert agent.reconciler.follow_settings == FollowSettings(enabled=False, poll_s=0.5)
+    assert agent.queries.snapshots is agent.snapshots is agent.reconciler.snapshots
+    assert agent.queries.clusters is agent.clusters is agent.reconciler.clusters
+    agent.close()
+
+
+def test_the_daemon_s_one_github_client_counts_its_requests_into_the_metrics(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("ghp_secretvalue\n")
+    text = config(f"{{repository: acme/config, token_file: {tmp_path / 't'}}}").replace(
+        "url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'c'}"
+    )
+    cfg = parse_config(text + "server: {listen: '127.0.0.1:0'}\n", source="a.yaml")
+    wiring = daemon_wiring(cfg, RunOptions(leader_election=False))
+    try:
+        assert wiring.elector is None and wiring.scheduler.relay is None
+        assert wiring.reporter is not None and wiring.reporter.github is not None
+        assert wiring.scheduler.previews is not None  # a github: section turns previews on
+        assert wiring.agent.reconciler.listeners == (wiring.reporter,)
+        assert wiring.agent.reconciler.stopping is wiring.stopping
+        wiring.reporter.github._observer("GET")(200)  # what every request reports
+        assert 'gitops_agent_github_requests_total{code="200",verb="GET"} 1.0' in wiring.metrics.render().decode()
+    finally:
+        wiring.server.server_close()
+        wiring.reporter.close()
+        wiring.agent.close()
