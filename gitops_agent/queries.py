@@ -13,6 +13,7 @@ from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.sync import drift_in, observe
 from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.health import aggregate
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
 from gitops_agent.core.pass_rules import UP_TO_DATE, held_commit
@@ -111,16 +112,16 @@ class Queries:
             latest = ledger.entries[-1] if ledger.entries else None
             held = held_commit(ledger, target, lambda then: self.snapshots.same_intent(env, target, then))
             rolled_back = f" (rolled back to {held[:12]} until the rollback PR merges)" if held != target else ""
-            unexpected = sum(1 for d in found if not d.expected)
+            counts = DriftCounts.of(found)
             return EnvironmentStatus(
                 environment=env.name,
                 target_commit=target,
                 applied_commit=applied,
                 objects=len(objects),
-                in_sync=bool(applied) and applied == held and not unexpected,
+                in_sync=bool(applied) and applied == held and not counts.unexpected,
                 last_result=(f"{latest.result}: {latest.summary}" if latest else "never applied") + rolled_back,
-                drift_expected=len(found) - unexpected,
-                drift_unexpected=unexpected,
+                drift_expected=counts.expected,
+                drift_unexpected=counts.unexpected,
                 health=aggregate(o.status for o in health).value if applied else "",
             )
         except GitOpsError as exc:

@@ -77,10 +77,6 @@ class PassResult:
     def ok(self) -> bool:
         return not self.error
 
-    @property
-    def unexpected_drift(self) -> tuple[ObjectDrift, ...]:
-        return tuple(d for d in self.drift if not d.expected)
-
     @classmethod
     def of_sync(cls, result: SyncResult, outcome: str) -> PassResult:
         return cls(result.environment, result.commit, outcome, sync=result, error=result.error, reason=result.reason)

@@ -15,9 +15,9 @@ from gitops_agent.composition import (
     github_client,
     require_github,
 )
-from gitops_agent.reconcile import FollowSettings
 from gitops_agent.config import parse_config
 from gitops_agent.errors import ConfigError
+from gitops_agent.reconcile import FollowSettings
 
 BASE = """
 repo: {url: https://github.com/acme/config.git}
@@ -73,7 +73,7 @@ def test_a_command_reads_github_credentials_only_when_it_talks_to_github(tmp_pat
     assert quiet.github is None and quiet.reporter is None
     assert quiet.agent.reconciler.listeners == ()
     quiet.close()
-    with pytest.raises(ConfigError, match="github.token_file"):
+    with pytest.raises(ConfigError, match=r"github\.token_file"):
         command_wiring(cfg, kubeconfig=None, report=True, github=True)
 
 
