@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gitops_agent.adapters.git_source import CommitInfo, GitSource, redact_text, redact_url
+from gitops_agent.adapters.git_credentials import redact_text, redact_url
+from gitops_agent.adapters.git_source import CommitInfo, GitSource
 from gitops_agent.errors import SourceError
 
 PUSH_TIMEOUT_S = 300.0
@@ -164,7 +165,7 @@ class Workspace:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
         if network:
             # The GitSource's own environment for network commands: one credential scheme, one place.
-            env.update(self.source._environment())
+            env.update(self.source.credentials.environment(self.source.url))
         try:
             done = subprocess.run(
                 ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True,

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gitops_agent.adapters.git_source import REFUSED_LINK_TARGET, GitCredentials, GitSource, redact_url
+from gitops_agent.adapters.git_credentials import GitCredentials, redact_url
+from gitops_agent.adapters.git_export import REFUSED_LINK_TARGET
+from gitops_agent.adapters.git_source import GitSource
 from gitops_agent.errors import RenderError, SourceError
 
 TOKEN = "ghs_s3cr3t-t0ken-value"
