@@ -17,10 +17,11 @@ from dataclasses import replace
 
 from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.github import GitHubClient
+from gitops_agent.core.chat_report import DriftSummary
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
 from gitops_agent.core.pass_rules import UP_TO_DATE
-from gitops_agent.core.report import DriftSummary, EnvironmentReport, Phase, commit_status
+from gitops_agent.core.report import EnvironmentReport, Phase, commit_status
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import ChangeSet, HealthStatus
 from gitops_agent.reconcile import PassResult

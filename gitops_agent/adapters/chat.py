@@ -26,7 +26,7 @@ import httpx
 from gitops_agent import __version__
 from gitops_agent.adapters import http_retry
 from gitops_agent.adapters.http_retry import RetryPolicy, Timing
-from gitops_agent.core.report import ChatKind, DriftSummary, decide_chat, generic_webhook_payload, slack_message
+from gitops_agent.core.chat_report import ChatKind, DriftSummary, decide_chat, generic_webhook_payload, slack_message
 from gitops_agent.errors import ReportError
 
 log = logging.getLogger(__name__)

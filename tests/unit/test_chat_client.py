@@ -13,8 +13,8 @@ import pytest
 
 from gitops_agent.adapters.chat import CHAT_RETRY, ChatNotifier
 from gitops_agent.adapters.http_retry import RetryPolicy
+from gitops_agent.core.chat_report import SECRET_CHANGED, DriftSummary
 from gitops_agent.core.drift import CHANGED, DriftedField, ObjectDrift
-from gitops_agent.core.report import SECRET_CHANGED, DriftSummary
 from gitops_agent.errors import ReportError
 from gitops_agent.model import ObjectKey
 from tests.doubles.chat_server import ChatServer
