@@ -5,10 +5,8 @@ installation tokens and a promise that no token ever reaches a log line or an er
 ``httpx`` plus ``http_retry`` does that in one file we can read. Every request is checked in the
 tests against GitHub's own OpenAPI description (``tests/doubles/github_server.py``).
 
-Authentication: a personal or fine-grained token (``TokenAuth``; the caller reads ``token_file``),
-or a GitHub App (``AppAuth``): an RS256 JWT (``iat`` 60 s in the past for clock drift, ``exp``
-9 minutes ahead, under GitHub's 10) buys an installation token, which is cached and bought again
-5 minutes before its ``expires_at``, or once when GitHub answers 401 anyway (revoked).
+Authentication: a personal or fine-grained token, or a GitHub App's installation token, bought
+with its JWT and renewed before it expires (``github_auth`` decides when; this client makes the call).
 
 Statuses: a status equal to the last one this process posted for the same sha and context (state,
 description, target_url) is not posted again, and no more than 1,000 are posted per sha and
@@ -24,17 +22,18 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, overload
 
 import httpx
-import jwt
 
 from gitops_agent import __version__
 from gitops_agent.adapters import http_retry
+from gitops_agent.adapters.github_auth import AppAuth as AppAuth  # callers import both from here
+from gitops_agent.adapters.github_auth import InstallationToken, TokenCache, parse_time
+from gitops_agent.adapters.github_auth import TokenAuth as TokenAuth
 from gitops_agent.adapters.http_retry import RetryPolicy, Timing
 from gitops_agent.core.report import DESCRIPTION_LIMIT, StatusState, StatusUpdate, cut
 from gitops_agent.errors import ReportError
@@ -45,38 +44,12 @@ API_VERSION = "2022-11-28"
 USER_AGENT = f"gitops-agent/{__version__}"
 #: GitHub refuses more statuses than this per sha and context
 STATUS_CAP = 1000
-#: an installation token is replaced this long before it expires
-REFRESH_MARGIN = 300.0
-#: JWT: issued this far in the past (clock drift) and valid this long (GitHub allows 10 minutes)
-JWT_BACKDATE, JWT_LIFETIME = 60, 540
 #: list endpoints: pages followed at most (100 items each)
 MAX_PAGES = 10
 #: (sha, context) pairs whose last status is remembered
 REMEMBERED = 4096
 
 GITHUB_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class TokenAuth:
-    """A personal access token or fine-grained token (needs statuses, pull requests, issues: write)."""
-
-    token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class AppAuth:
-    """A GitHub App installation; ``private_key_pem`` is the App's RSA key (PEM text)."""
-
-    app_id: str
-    installation_id: str
-    private_key_pem: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class _InstallationToken:
-    token: str = field(repr=False)
-    expires_at: float  # Unix seconds
 
 
 @dataclass
@@ -89,7 +62,11 @@ class _Posted:
 
 
 class GitHubClient:
-    """One repository's GitHub API. Thread-safe: the daemon's environments share one client."""
+    """One repository's GitHub API. Thread-safe: the daemon's environments share one client.
+
+    Over 15 methods on purpose: one per REST endpoint it calls (ten, the App token's included) and
+    the one request path they share (``_call``, ``_send``, ``_list`` …), which a split would scatter.
+    """
 
     def __init__(
         self,
@@ -113,6 +90,7 @@ class GitHubClient:
         self._auth = TokenAuth(auth) if isinstance(auth, str) else auth
         defaults = Timing()
         self._timing = Timing(clock or defaults.clock, sleep or defaults.sleep, random or defaults.random)
+        self._tokens = TokenCache(self._auth, self._timing.clock, self._buy_installation_token)
         self._retry = retry
         self._on_request = on_request
         self._http = httpx.Client(
@@ -123,9 +101,6 @@ class GitHubClient:
                      "User-Agent": USER_AGENT},
         )  # fmt: skip
         self._lock = threading.Lock()
-        self._installation: _InstallationToken | None = None
-        # every credential this client used, so none is quoted back should GitHub echo it
-        self._secrets: deque[str] = deque([self._auth.token] if isinstance(self._auth, TokenAuth) else [], maxlen=32)
         self._posted: OrderedDict[tuple[str, str], _Posted] = OrderedDict()
 
     def close(self) -> None:
@@ -259,8 +234,7 @@ class GitHubClient:
         response = self._send(method, url, label, json=json, params=params)
         if response.status_code == 401 and isinstance(self._auth, AppAuth):
             log.info("%s: installation token refused (401); fetching a new one", label)
-            with self._lock:
-                self._installation = None
+            self._tokens.forget()
             response = self._send(method, url, label, json=json, params=params)
         if response.status_code >= 300:
             raise ReportError(self._error_words(label, response))
@@ -269,7 +243,7 @@ class GitHubClient:
     def _send(
         self, method: str, url: str, label: str, *, json: Any = None, params: Mapping[str, str] | None = None
     ) -> httpx.Response:
-        token = self._token()
+        token = self._tokens.token()
 
         def attempt(timeout: float) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}"}
@@ -294,7 +268,7 @@ class GitHubClient:
     def _error_words(self, label: str, response: httpx.Response) -> str:
         """``GitHub POST …: 422 Validation Failed (description is too long); <what to check>``."""
         status = response.status_code
-        said = self._scrub(_github_message(response))
+        said = self._tokens.scrub(_github_message(response))
         hint = {
             401: "check the token (token_file) or the App's key; it may have expired or been revoked",
             403: "the token lacks a permission this needs (statuses, pull requests or issues: write)",
@@ -302,29 +276,13 @@ class GitHubClient:
         }.get(status, "")
         return "; ".join(p for p in (f"{label}: {status} {said}".rstrip(), hint) if p)
 
-    def _scrub(self, text: str) -> str:
-        """GitHub's words with our credentials taken out, should it ever echo them."""
-        for secret in list(self._secrets):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
     # --- App installation tokens --------------------------------------------------------------
 
-    def _token(self) -> str:
-        if isinstance(self._auth, TokenAuth):
-            return self._auth.token
-        with self._lock:
-            current = self._installation
-            if current is None or self._timing.clock() >= current.expires_at - REFRESH_MARGIN:
-                current = self._installation = self._fetch_installation_token(self._auth)
-            return current.token
-
-    def _fetch_installation_token(self, auth: AppAuth) -> _InstallationToken:
+    def _buy_installation_token(self, auth: AppAuth, token: str) -> InstallationToken:
+        """``POST /app/installations/{id}/access_tokens`` with the App's JWT ``token``; the
+        ``TokenCache`` calls it when the installation token is missing, expiring or refused."""
         path = f"/app/installations/{_quote(auth.installation_id)}/access_tokens"
         label = f"GitHub App {auth.app_id}: POST {path}"
-        token = app_jwt(auth, self._timing.clock())
-        self._secrets.append(token)
 
         def attempt(timeout: float) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}"}
@@ -334,24 +292,14 @@ class GitHubClient:
                                    observe=self._observer("POST"))  # fmt: skip
         if response.status_code != 201:
             hint = "check app_id, installation_id, the private key and this machine's clock"
-            raise ReportError(f"{label}: {response.status_code} {self._scrub(_github_message(response))}; {hint}")
+            raise ReportError(
+                f"{label}: {response.status_code} {self._tokens.scrub(_github_message(response))}; {hint}"
+            )
         data = self._json(label, response)
         if not isinstance(data, dict) or not isinstance(data.get("token"), str):
             raise ReportError(f"{label}: the answer has no token")
-        self._secrets.append(data["token"])
-        return _InstallationToken(data["token"], _parse_time(label, data.get("expires_at")))
-
-
-def app_jwt(auth: AppAuth, now: float) -> str:
-    """The App's RS256 JWT, as GitHub asks: ``iss`` the App id, ``iat`` a minute in the past."""
-    claims = {"iat": int(now) - JWT_BACKDATE, "exp": int(now) + JWT_LIFETIME, "iss": str(auth.app_id)}
-    try:
-        return jwt.encode(claims, auth.private_key_pem, algorithm="RS256")
-    except (ValueError, TypeError, jwt.PyJWTError) as exc:
-        # never the key itself: only what kind of problem it is
-        raise ReportError(
-            f"GitHub App {auth.app_id}: the private key is not a usable RSA PEM key ({type(exc).__name__})"
-        ) from None
+        self._tokens.remember(data["token"])
+        return InstallationToken(data["token"], parse_time(label, data.get("expires_at")))
 
 
 def _status_update(state: str | None, context: str | None, description: str, target_url: str | None) -> StatusUpdate:
@@ -392,13 +340,6 @@ def _github_message(response: httpx.Response) -> str:
 def _next_link(response: httpx.Response) -> str | None:
     nxt = response.links.get("next")
     return nxt.get("url") if nxt else None
-
-
-def _parse_time(label: str, value: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ReportError(f"{label}: expires_at {value!r} is not a time") from None
 
 
 def _quote(part: str) -> str:

@@ -16,7 +16,8 @@ import jwt
 import pytest
 
 from gitops_agent.adapters import github as github_module
-from gitops_agent.adapters.github import JWT_BACKDATE, JWT_LIFETIME, AppAuth, GitHubClient, app_jwt
+from gitops_agent.adapters.github import GitHubClient
+from gitops_agent.adapters.github_auth import JWT_BACKDATE, JWT_LIFETIME, AppAuth, app_jwt
 from gitops_agent.adapters.http_retry import RetryPolicy
 from gitops_agent.core.report import EnvironmentReport, Phase, StatusState, StatusUpdate, commit_status
 from gitops_agent.errors import ReportError
