@@ -39,7 +39,8 @@ class Author:
 
 
 class Workspace:
-    """The working clone; one branch checked out at a time, reset on every :meth:`checkout`."""
+    """The working clone; one branch checked out at a time, reset on every :meth:`checkout`.
+    Over 15 methods on purpose: each is one git step a proposal takes, over one runner (``_run``)."""
 
     def __init__(self, source: GitSource, *, author: Author | None = None, timeout_s: float = PUSH_TIMEOUT_S) -> None:
         self.source = source
