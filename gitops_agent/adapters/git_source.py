@@ -9,8 +9,9 @@ Credentials and URLs (the token only ever in the environment of one git process,
 ``.git/config`` or a message) are ``git_credentials``' job; writing a commit's tree out safely
 (unsafe paths refused, symlinks leaving the tree neutralised) is ``git_export``'s.
 
-Every failure leaves as a :class:`SourceError` whose message says what to check; a symlink in the
-repository that points outside it is a :class:`RenderError` naming the link.
+Every failure leaves as a :class:`SourceError` whose message says what to check. A symlink in the
+repository that points outside it is neutralised on export; the renderer names it when it reads
+through it (a :class:`RenderError`).
 """
 
 from __future__ import annotations

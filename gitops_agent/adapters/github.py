@@ -1,8 +1,11 @@
 """GitHub REST client: commit statuses, pull requests and their comments, compare.
 
-Why our own small client: the agent needs eight endpoints, GitHub's rate-limit rules, App
-installation tokens and a promise that no token ever reaches a log line or an error message;
-``httpx`` plus ``http_retry`` does that in one file we can read. Every request is checked in the
+Why our own small client: the agent needs nine endpoints (and the App token one), GitHub's
+rate-limit rules within a time budget, App installation tokens and a promise that no token ever
+reaches a log line or an error message; ``httpx`` plus ``http_retry`` does that in files we can
+read. githubkit was weighed (issue 12): 70 MB more installed (pydantic and generated schemas), no
+total time budget, a 30-minute rate-limit reset slept in one go, and App tokens sent with a scheme
+our contract tests reject. Every request is checked in the
 tests against GitHub's own OpenAPI description (``tests/doubles/github_server.py``).
 
 Authentication: a personal or fine-grained token, or a GitHub App's installation token, bought

@@ -11,8 +11,9 @@ import pytest
 
 from tests.integration.git_http import GitHTTPServer, serve_git
 from tests.integration.proposals_support import TOKEN, GitHubDouble, Upstream, github_double
+from tests.support import paths
 
-TEMPLATE = Path(__file__).parent.parent.parent / "config-repo-template"
+TEMPLATE = paths.CONFIG_REPO_TEMPLATE
 
 
 @pytest.fixture

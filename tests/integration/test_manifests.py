@@ -25,12 +25,13 @@ from gitops_agent.composition import build_agent
 from gitops_agent.config import parse_config
 from gitops_agent.model import KubeObject
 from gitops_agent.reconcile import PassResult
+from tests.support import paths
 from tests.support.builders import ConfigRepo, configmap, deployment
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.REPOSITORY
 MANAGER = "gitops-agent-install"
 
 

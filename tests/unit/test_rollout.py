@@ -6,15 +6,15 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gitops_agent.model import HealthStatus, KubeObject, ObjectKey
 from gitops_agent.rollout import LiveView, default_timeout, follow, health_of
+from tests.support import paths
 
-LIVE = Path(__file__).parent.parent / "fixtures" / "live"
+LIVE = paths.FIXTURES / "live"
 
 
 def live(name: str) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, Kustomize, render_
 from gitops_agent.core.render import ParseLimits, validate_objects
 from gitops_agent.errors import RenderError
 from gitops_agent.model import DesiredObject
+from tests.support import paths
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = paths.REPOSITORY
 TEMPLATE = REPO_ROOT / "config-repo-template"
 
 

@@ -21,13 +21,14 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.controlplane.harness import FAIL_ANNOTATION, NODE_NAME, RequestCounts
+from tests.support import paths
 from tests.support.builders import deployment
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
 MANAGER = "gitops-agent-test"
-REPO = Path(__file__).resolve().parents[2]
+REPO = paths.REPOSITORY
 
 
 def call(

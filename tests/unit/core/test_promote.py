@@ -7,7 +7,6 @@ tests/fixtures/promote), so the objects are exactly what the agent renders.
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,9 +16,10 @@ from gitops_agent.core.render import parse_stream
 from gitops_agent.core.yaml_edit import set_fields, set_kustomize_images, set_workload_images
 from gitops_agent.errors import RenderError, ValidationError
 from gitops_agent.model import DesiredObject, ObjectKey
+from tests.support import paths
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "promote"
-TEMPLATE = Path(__file__).parent.parent.parent / "config-repo-template"
+FIXTURES = paths.FIXTURES / "promote"
+TEMPLATE = paths.CONFIG_REPO_TEMPLATE
 DIGEST = "sha256:4b7f2a8a8f9ad1c3b1a0e6a1c4f3d2e1b0a9f8e7d6c5b4a3928170f6e5d4c3b2"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,9 @@ from gitops_agent.core.drift import (
 )
 from gitops_agent.core.managed_fields import field_owners, owner_of
 from gitops_agent.model import ObjectKey
+from tests.support import paths
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "drift"
+FIXTURES = paths.FIXTURES / "drift"
 LIVE: dict[str, Any] = json.loads((FIXTURES / "deployment-scaled-and-edited.json").read_text())
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",

@@ -6,7 +6,6 @@ written by ``tests/fixtures/capture_health.py``, ``capture_health_extra.py`` and
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ import yaml
 
 from gitops_agent.core.health import aggregate, assess, explain_deployment_failure, selects
 from gitops_agent.model import HealthStatus
+from tests.support import paths
 
-LIVE = Path(__file__).parent.parent / "fixtures" / "live"
+LIVE = paths.FIXTURES / "live"
 C, P, F, U = HealthStatus.CURRENT, HealthStatus.IN_PROGRESS, HealthStatus.FAILED, HealthStatus.UNKNOWN
 
 
