@@ -147,7 +147,7 @@ def _write_stats(agent: Agent) -> None:
 
 def _run(config: Config, args: argparse.Namespace) -> int:
     # the daemon's imports are not needed by one-shot commands
-    from gitops_agent.composition import RunOptions, daemon_wiring
+    from gitops_agent.composition.daemon import RunOptions, daemon_wiring
     from gitops_agent.logging_setup import setup_logging
     from gitops_agent.serve import serve
 

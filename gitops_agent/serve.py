@@ -14,7 +14,7 @@ import sys
 import threading
 from types import FrameType
 
-from gitops_agent.composition import DaemonWiring
+from gitops_agent.composition.daemon import DaemonWiring
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 
 from gitops_agent.composition import (
-    RunOptions,
     build_agent,
     command_wiring,
-    daemon_wiring,
     github_client,
     require_github,
 )
@@ -95,24 +93,3 @@ def test_an_agent_is_built_with_its_listeners_and_follow_settings(tmp_path: Path
     assert agent.queries.snapshots is agent.snapshots is agent.reconciler.snapshots
     assert agent.queries.clusters is agent.clusters is agent.reconciler.clusters
     agent.close()
-
-
-def test_the_daemon_s_one_github_client_counts_its_requests_into_the_metrics(tmp_path: Path) -> None:
-    (tmp_path / "t").write_text("ghp_secretvalue\n")
-    text = config(f"{{repository: acme/config, token_file: {tmp_path / 't'}}}").replace(
-        "url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'c'}"
-    )
-    cfg = parse_config(text + "server: {listen: '127.0.0.1:0'}\n", source="a.yaml")
-    wiring = daemon_wiring(cfg, RunOptions(leader_election=False))
-    try:
-        assert wiring.elector is None and wiring.scheduler.relay is None
-        assert wiring.reporter is not None and wiring.reporter.github is not None
-        assert wiring.scheduler.previews is not None  # a github: section turns previews on
-        assert wiring.agent.reconciler.listeners == (wiring.reporter,)
-        assert wiring.agent.reconciler.stopping is wiring.stopping
-        wiring.reporter.github._observer("GET")(200)  # what every request reports
-        assert 'gitops_agent_github_requests_total{code="200",verb="GET"} 1.0' in wiring.metrics.render().decode()
-    finally:
-        wiring.server.server_close()
-        wiring.reporter.close()
-        wiring.agent.close()

@@ -1,6 +1,8 @@
 """The composition root: every object the agent runs with is built here, once, with its
 collaborators — no attribute is set after construction. The command line asks for a ``Wiring``
-(one-shot commands) or a ``DaemonWiring`` (``gitops-agent run``); tests build agents the same way.
+(one-shot commands) or, from ``composition.daemon``, a ``DaemonWiring`` (``gitops-agent run``: kept
+apart so one-shot commands never import the scheduler, the HTTP server or Prometheus); tests build
+agents the same way.
 
 One GitHub client per process, shared by the reporter, previews and proposals, counting its
 requests into the daemon's metrics.
@@ -11,26 +13,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.git_source import GitCredentials, GitSource
 from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
-from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.adapters.renderer import Kustomize
 from gitops_agent.agent import Agent
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.config import Config, GitHubConfig, read_secret_file
 from gitops_agent.errors import ConfigError
-from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
-from gitops_agent.metrics import Metrics
 from gitops_agent.queries import Queries
-from gitops_agent.readiness import cluster_probe
 from gitops_agent.reconcile import FollowSettings, PassListener, Reconciler
 from gitops_agent.reporting import Reporter
-from gitops_agent.scheduler import Scheduler, SchedulerOptions
-from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret
 from gitops_agent.snapshots import Snapshots
 
 
@@ -144,69 +140,3 @@ def command_wiring(
         config, kubeconfig=kubeconfig, listeners=[told] if told else (), follow=FollowSettings(enabled=follow)
     )
     return Wiring(agent, client, told)
-
-
-# --- the daemon --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    listen: str | None = None  # default: server.listen from the config
-    log_format: str | None = None  # json | text; default: text on a terminal, else JSON
-    leader_election: bool = True
-    kubeconfig: str | None = None
-    shutdown_timeout_s: float = 60.0
-
-
-@dataclass
-class DaemonWiring:
-    agent: Agent
-    metrics: Metrics
-    scheduler: Scheduler
-    server: AgentServer
-    elector: LeaderElector | None
-    reporter: Reporter | None
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-
-def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
-    """Everything ``gitops-agent run`` runs. Everything that can fail on bad input (webhook secret,
-    listen address, credentials) fails here, before anything starts."""
-    secret = read_webhook_secret(config.server.webhook_secret_file)
-    address = parse_listen(options.listen or config.server.listen)
-    identity = default_identity()
-    stopping = threading.Event()
-    clusters = Clusters(kubeconfig=options.kubeconfig)
-    metrics = Metrics(clusters.request_counts)
-    github = github_client(config, on_request=metrics.count_github_request)
-    told = reporter(config, github)
-    agent = build_agent(config, listeners=[told] if told else (), stopping=stopping, clusters=clusters)
-    lease = LeaderOptions(namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager)
-    lease_kube = KubeClient.connect(kubeconfig=options.kubeconfig) if options.leader_election else None
-    scheduler = Scheduler(
-        agent,
-        metrics=metrics,
-        options=SchedulerOptions(identity=identity, shutdown_timeout_s=options.shutdown_timeout_s),
-        probe=cluster_probe(agent.clusters.kube, config),
-        relay=PushRelay(lease_kube, lease).relay if lease_kube is not None else None,
-        previewer=_previewer(agent, github),
-    )
-    elector = None
-    if lease_kube is not None:
-        elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
-    server = AgentServer(address, scheduler, webhook_secret=secret)
-    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping)
-
-
-def _previewer(agent: Agent, github: GitHubClient | None) -> Callable[[int, str, str], object] | None:
-    """Previews pull requests for ``pull_request`` webhooks; None without GitHub."""
-    if github is None:
-        return None
-    from gitops_agent.preview import preview_pull_request
-
-    target_url = agent.config.github.target_url if agent.config.github else None
-
-    def preview(number: int, head_sha: str, base_ref: str) -> object:
-        return preview_pull_request(agent, github, number, head_sha, base_ref=base_ref, target_url=target_url)
-
-    return preview

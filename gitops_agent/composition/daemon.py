@@ -1,0 +1,85 @@
+"""The composition root of ``gitops-agent run``: the agent, metrics, the one GitHub client, the
+reporter, the scheduler, leader election and the HTTP server, each built once with its
+collaborators."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gitops_agent.adapters.github import GitHubClient
+from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.agent import Agent
+from gitops_agent.cluster.clients import Clusters
+from gitops_agent.composition import build_agent, github_client, reporter
+from gitops_agent.config import Config
+from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
+from gitops_agent.metrics import Metrics
+from gitops_agent.readiness import cluster_probe
+from gitops_agent.reporting import Reporter
+from gitops_agent.scheduler import Scheduler, SchedulerOptions
+from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    listen: str | None = None  # default: server.listen from the config
+    log_format: str | None = None  # json | text; default: text on a terminal, else JSON
+    leader_election: bool = True
+    kubeconfig: str | None = None
+    shutdown_timeout_s: float = 60.0
+
+
+@dataclass
+class DaemonWiring:
+    agent: Agent
+    metrics: Metrics
+    scheduler: Scheduler
+    server: AgentServer
+    elector: LeaderElector | None
+    reporter: Reporter | None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
+    """Everything ``gitops-agent run`` runs. Everything that can fail on bad input (webhook secret,
+    listen address, credentials) fails here, before anything starts."""
+    secret = read_webhook_secret(config.server.webhook_secret_file)
+    address = parse_listen(options.listen or config.server.listen)
+    identity = default_identity()
+    stopping = threading.Event()
+    clusters = Clusters(kubeconfig=options.kubeconfig)
+    metrics = Metrics(clusters.request_counts)
+    github = github_client(config, on_request=metrics.count_github_request)
+    told = reporter(config, github)
+    agent = build_agent(config, listeners=[told] if told else (), stopping=stopping, clusters=clusters)
+    lease = LeaderOptions(namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager)
+    lease_kube = KubeClient.connect(kubeconfig=options.kubeconfig) if options.leader_election else None
+    scheduler = Scheduler(
+        agent,
+        metrics=metrics,
+        options=SchedulerOptions(identity=identity, shutdown_timeout_s=options.shutdown_timeout_s),
+        probe=cluster_probe(agent.clusters.kube, config),
+        relay=PushRelay(lease_kube, lease).relay if lease_kube is not None else None,
+        previewer=_previewer(agent, github),
+    )
+    elector = None
+    if lease_kube is not None:
+        elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
+    server = AgentServer(address, scheduler, webhook_secret=secret)
+    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping)
+
+
+def _previewer(agent: Agent, github: GitHubClient | None) -> Callable[[int, str, str], object] | None:
+    """Previews pull requests for ``pull_request`` webhooks; None without GitHub."""
+    if github is None:
+        return None
+    from gitops_agent.preview import preview_pull_request
+
+    target_url = agent.config.github.target_url if agent.config.github else None
+
+    def preview(number: int, head_sha: str, base_ref: str) -> object:
+        return preview_pull_request(agent, github, number, head_sha, base_ref=base_ref, target_url=target_url)
+
+    return preview
