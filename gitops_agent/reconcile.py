@@ -168,7 +168,6 @@ class Reconciler:
             commit = held_commit(ledger, commit, lambda then: self.snapshots.same_intent(env, commit, then))
         objects = self.snapshots.snapshot(env, commit)
         step = next_step(
-            dry_run=False,
             current=ledger.is_current(commit),
             policy=env.policy,
             explicit=request.explicit,

@@ -19,19 +19,18 @@ OUTCOMES = (APPLIED, REACHED, FAILED, UP_TO_DATE, WAITING, PLANNED)
 
 
 class Step(enum.StrEnum):
-    PLAN = "plan"  # dry run: plan the whole snapshot, write nothing
+    """What a pass that may write does with its commit (a dry run only plans, and decides nothing)."""
+
     APPLY = "apply"  # a new commit (or a forced re-apply, or a rollback): write it
     WAIT = "wait"  # manual policy: a new commit waits for a person
     CHECK = "check"  # the commit was applied before: explain drift, repair where enforced
 
 
 def next_step(
-    *, dry_run: bool, current: bool, policy: str, explicit: bool = False, force: bool = False, rollback: bool = False
+    *, current: bool, policy: str, explicit: bool = False, force: bool = False, rollback: bool = False
 ) -> Step:
     """A commit is applied once. ``current``: the ledger says it is the one running; ``explicit``:
     a person asked (``sync --env``), so a ``manual`` environment applies."""
-    if dry_run:
-        return Step.PLAN
     if current and not force and not rollback:
         return Step.CHECK
     if policy == "manual" and not explicit and not rollback:

@@ -23,16 +23,15 @@ def entry(commit: str, result: str = APPLIED, message: str = "", rolled_back_fro
 @pytest.mark.parametrize(
     ("kwargs", "step"),
     [
-        ({"dry_run": True, "current": True, "policy": "report"}, Step.PLAN),
-        ({"dry_run": False, "current": False, "policy": "report"}, Step.APPLY),
-        ({"dry_run": False, "current": True, "policy": "report"}, Step.CHECK),
-        ({"dry_run": False, "current": True, "policy": "report", "force": True}, Step.APPLY),
-        ({"dry_run": False, "current": False, "policy": "manual"}, Step.WAIT),
-        ({"dry_run": False, "current": False, "policy": "manual", "explicit": True}, Step.APPLY),
-        ({"dry_run": False, "current": True, "policy": "manual", "force": True}, Step.WAIT),
-        ({"dry_run": False, "current": True, "policy": "manual"}, Step.CHECK),
-        ({"dry_run": False, "current": True, "policy": "manual", "rollback": True}, Step.APPLY),
-        ({"dry_run": False, "current": False, "policy": "enforce"}, Step.APPLY),
+        ({"current": False, "policy": "report"}, Step.APPLY),
+        ({"current": True, "policy": "report"}, Step.CHECK),
+        ({"current": True, "policy": "report", "force": True}, Step.APPLY),
+        ({"current": False, "policy": "manual"}, Step.WAIT),
+        ({"current": False, "policy": "manual", "explicit": True}, Step.APPLY),
+        ({"current": True, "policy": "manual", "force": True}, Step.WAIT),
+        ({"current": True, "policy": "manual"}, Step.CHECK),
+        ({"current": True, "policy": "manual", "rollback": True}, Step.APPLY),
+        ({"current": False, "policy": "enforce"}, Step.APPLY),
     ],
 )
 def test_a_commit_is_applied_once_and_a_manual_environment_waits_for_a_person(
