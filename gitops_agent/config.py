@@ -18,6 +18,7 @@ import yaml
 
 from gitops_agent.core.drift import ExpectedManager, IgnoreRule
 from gitops_agent.core.promote import PromotableField
+from gitops_agent.core.scope import Scope
 from gitops_agent.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "gitops-agent.yaml"
@@ -64,6 +65,26 @@ class EnvironmentConfig:
     interval_s: float | None = None
     expected_managers: tuple[ExpectedManager, ...] = DEFAULT_EXPECTED_MANAGERS
     ignore: tuple[IgnoreRule, ...] = ()
+    #: what the environment may write; default: its own namespace only (see core.scope)
+    scope: Scope | None = None
+    #: every request of the environment is made as this ServiceAccount (``namespace/name`` or a
+    #: name in the environment's namespace), so the cluster's RBAC bounds it too
+    service_account: str | None = None
+    #: kinds pruning may delete though it never does by default (Namespace, PersistentVolumeClaim,
+    #: CustomResourceDefinition: deleting them deletes what they hold)
+    prune_allow: tuple[str, ...] = ()
+
+    @property
+    def boundary(self) -> Scope:
+        return self.scope or Scope(namespaces=(self.namespace,))
+
+    @property
+    def impersonate(self) -> str | None:
+        """The user name the API server knows the environment's ServiceAccount by."""
+        if not self.service_account:
+            return None
+        namespace, _, name = self.service_account.rpartition("/")
+        return f"system:serviceaccount:{namespace or self.namespace}:{name}"
 
 
 @dataclass(frozen=True)
@@ -237,14 +258,18 @@ class _Reader:
             raise self.fail("environments", "expected a non-empty list of environments")
         environments = tuple(self.environment(e, f"environments[{i}]") for i, e in enumerate(envs))
         seen: set[str] = set()
+        agent = self.agent(top.get("agent") or {})
         for i, env in enumerate(environments):
             if env.name in seen:
                 raise self.fail(f"environments[{i}].name", f"duplicate environment name {env.name!r}")
+            if env.namespace == agent.namespace:
+                why = f"{env.namespace!r} is the agent's own namespace (agent.namespace); no environment writes there"
+                raise self.fail(f"environments[{i}].namespace", why)
             seen.add(env.name)
         return Config(
             repo=self.repo(top["repo"]),
             environments=environments,
-            agent=self.agent(top.get("agent") or {}),
+            agent=agent,
             github=self.opt(top, "github", "", lambda v, w: self.github(v)),
             chat=self.opt(top, "chat", "", lambda v, w: self.chat(v)),
             server=self.server(top.get("server") or {}),
@@ -269,6 +294,7 @@ class _Reader:
         keys = {
             "name", "path", "namespace", "policy", "branch", "context", "create_namespace", "prune",
             "allow_empty", "prune_propagation", "health_timeout", "interval", "expected_managers", "ignore",
+            "scope", "service_account", "prune_allow",
         }  # fmt: skip
         d = self.mapping(data, where, keys, {"name", "path", "namespace"})
         name = self.string(d["name"], f"{where}.name")
@@ -294,6 +320,20 @@ class _Reader:
             interval_s=self.opt(d, "interval", where, self.duration),
             expected_managers=managers,
             ignore=self.ignore_rules(d.get("ignore", []), f"{where}.ignore"),
+            scope=self.scope(d["scope"], f"{where}.scope") if "scope" in d else None,
+            service_account=self.opt(d, "service_account", where, self.string),
+            prune_allow=self.strings(d.get("prune_allow", []), f"{where}.prune_allow"),
+        )
+
+    def scope(self, value: Any, where: str) -> Scope:
+        d = self.mapping(value, where, {"namespaces", "cluster_kinds", "deny_kinds"}, {"namespaces"})
+        namespaces = self.strings(d["namespaces"], f"{where}.namespaces")
+        if not namespaces:
+            raise self.fail(f"{where}.namespaces", "list at least one namespace (glob), e.g. the environment's own")
+        return Scope(
+            namespaces=namespaces,
+            cluster_kinds=self.strings(d.get("cluster_kinds", []), f"{where}.cluster_kinds"),
+            deny_kinds=self.strings(d.get("deny_kinds", []), f"{where}.deny_kinds"),
         )
 
     def expected_managers(self, value: Any, where: str) -> tuple[ExpectedManager, ...]:

@@ -109,6 +109,8 @@ def sync_options(config: Config, env: EnvironmentConfig, **overrides: Any) -> Sy
         prune=env.prune,
         allow_empty=env.allow_empty,
         prune_propagation=env.prune_propagation,
+        scope=env.boundary,
+        prune_allow=env.prune_allow,
         drift_policy=DriftPolicy(
             field_manager=config.agent.field_manager,
             expected_managers=env.expected_managers,

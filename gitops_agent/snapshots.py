@@ -18,6 +18,7 @@ from gitops_agent.adapters.git_source import GitSource
 from gitops_agent.adapters.renderer import Kustomize, render_environment
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.render import validate_objects
+from gitops_agent.core.scope import ScopedObject, check_scope
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import DesiredObject
 
@@ -44,10 +45,13 @@ class Snapshots:
         return self.source.resolve(self.config.branch_of(env))
 
     def render(self, env: EnvironmentConfig, commit: str) -> list[DesiredObject]:
-        """The environment's objects at a commit, validated, without a shared checkout."""
+        """The environment's objects at a commit, validated (and, as far as can be told without a
+        cluster, within the environment's scope), without a shared checkout."""
         with self._tree(commit) as root:
             objects = self.render_tree(root, env.path)
         validate_objects(objects)
+        offline = [ScopedObject(o.key, o.source, None) for o in objects]
+        check_scope(offline, env.boundary, environment=env.name, agent_namespace=self.config.agent.namespace)
         return objects
 
     def render_tree(self, root: Path, path: str) -> list[DesiredObject]:

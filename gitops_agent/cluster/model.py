@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gitops_agent.core.drift import DriftPolicy
+from gitops_agent.core.scope import Scope
 from gitops_agent.model import Action, Change, ChangeSet, KubeObject, ObjectKey
 
 
@@ -25,10 +26,18 @@ class SyncOptions:
     drift_policy: DriftPolicy | None = None
     #: requests in flight at once for dry-runs and applies of one kind
     concurrency: int = 8
+    #: what the environment may write; None: its own namespace only
+    scope: Scope | None = None
+    #: kinds pruning may delete though it never does by default (Namespace, PVC, CRD)
+    prune_allow: tuple[str, ...] = ()
 
     @property
     def policy(self) -> DriftPolicy:
         return self.drift_policy or DriftPolicy(field_manager=self.field_manager)
+
+    @property
+    def boundary(self) -> Scope:
+        return self.scope or Scope(namespaces=(self.namespace,))
 
 
 @dataclass(frozen=True)

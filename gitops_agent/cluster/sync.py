@@ -25,6 +25,7 @@ from gitops_agent.cluster.wait import wait_for_crds
 from gitops_agent.core.drift import ObjectDrift, detect_drift
 from gitops_agent.core.inventory import Inventory, stale_keys
 from gitops_agent.core.prepare import PreparedObject
+from gitops_agent.core.scope import ScopedObject, check_scope
 from gitops_agent.core.sync_rules import refuse_empty, refuse_foreign
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject, ObjectKey
@@ -43,8 +44,10 @@ def sync(
     o = options
     store = StateStore(api, namespace=o.agent_namespace, field_manager=o.field_manager)
     try:
-        # Resolve scopes, default namespaces, label and hash every object.
+        # Resolve scopes, default namespaces, label and hash every object; refuse what leaves the
+        # environment's boundary (the whole snapshot, before any write).
         prepared = prepare_snapshot(api, objects, o)
+        within_scope(prepared, o)
         # Read what the environment last applied, and refuse to prune everything by accident.
         inventory = store.read_inventory(o.environment)
         stale = stale_keys(inventory, (p.key for p in prepared))
@@ -71,6 +74,12 @@ def sync(
         return _result(o, commit, False, plan, prunes, applied.keys)
     except GitOpsError as exc:
         return SyncResult(o.environment, commit, dry_run, error=str(exc), reason=exc.reason)
+
+
+def within_scope(prepared: Sequence[PreparedObject], o: SyncOptions) -> None:
+    """Raise ValidationError unless every object is inside the environment's scope."""
+    objects = [ScopedObject(p.key, p.source, bool(p.key.namespace)) for p in prepared]
+    check_scope(objects, o.boundary, environment=o.environment, agent_namespace=o.agent_namespace)
 
 
 def observe(api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions) -> Observation:

@@ -8,6 +8,7 @@ import pytest
 
 from gitops_agent.config import DEFAULT_EXPECTED_MANAGERS, PromotionConfig, find_config_path, load_config, parse_config
 from gitops_agent.core.promote import PromotableField
+from gitops_agent.core.scope import Scope
 from gitops_agent.errors import ConfigError
 
 MINIMAL = """
@@ -175,3 +176,26 @@ def test_promotable_fields_are_read_in_order() -> None:
 def test_mistakes_name_the_key(promotion: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config(PROMOTION_BASE + f"promotion: {promotion}\n", source="a.yaml")
+
+
+# --- boundaries: scope, service_account, prune_allow -------------------------------------------
+
+
+def test_scope_defaults_to_the_environment_namespace_and_is_read_in_full() -> None:
+    text = MINIMAL + (
+        "    service_account: deployer\n    prune_allow: [PersistentVolumeClaim]\n"
+        "    scope: {namespaces: [shop-dev, 'shop-dev-*'], cluster_kinds: [ClusterRole], deny_kinds: [Secret]}\n"
+    )
+    env = parse_config(text, source="a.yaml").environments[0]
+    assert env.boundary == Scope(("shop-dev", "shop-dev-*"), ("ClusterRole",), ("Secret",))
+    assert env.impersonate == "system:serviceaccount:shop-dev:deployer"
+    assert env.prune_allow == ("PersistentVolumeClaim",)
+    plain = parse_config(MINIMAL, source="a.yaml").environments[0]
+    assert plain.boundary == Scope(("shop-dev",)) and plain.impersonate is None
+
+
+def test_an_environment_may_not_live_in_the_agent_s_namespace_nor_have_an_empty_scope() -> None:
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.namespace: 'gitops-agent' is the agent's own"):
+        parse_config(MINIMAL.replace("namespace: shop-dev", "namespace: gitops-agent"), source="a.yaml")
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.scope\.namespaces: list at least one"):
+        parse_config(MINIMAL + "    scope: {namespaces: []}\n", source="a.yaml")
