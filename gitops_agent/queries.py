@@ -60,7 +60,7 @@ class Queries:
             if fetch_error is not None:
                 raise fetch_error
             api = self.clusters.api(env)
-            last = state_store(self.config, api).read_ledger(env.name).last_success()
+            last = state_store(self.config, self.clusters.agent_api(env)).read_ledger(env.name).last_success()
             if last is None:
                 return PassResult(env.name, "", UP_TO_DATE)
             commit = last.commit
@@ -73,7 +73,7 @@ class Queries:
     def health(self, env: EnvironmentConfig) -> tuple[str, list[ObjectHealth]]:
         """Every object of the environment's applied snapshot, with its health now."""
         api = self.clusters.api(env)
-        last = state_store(self.config, api).read_ledger(env.name).last_success()
+        last = state_store(self.config, self.clusters.agent_api(env)).read_ledger(env.name).last_success()
         if last is None:
             return "", []
         seen = observe(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
@@ -82,7 +82,7 @@ class Queries:
 
     def history(self, env: EnvironmentConfig) -> list[HistoryEntry]:
         """What ran in an environment and what each apply rolled forward, newest first."""
-        ledger = state_store(self.config, self.clusters.api(env)).read_ledger(env.name)
+        ledger = state_store(self.config, self.clusters.agent_api(env)).read_ledger(env.name)
         running = ledger.last_success()
         out: list[HistoryEntry] = []
         previous: str | None = None
@@ -102,7 +102,7 @@ class Queries:
             target = self.snapshots.target_commit(env)
             api = self.clusters.api(env)
             options = sync_options(self.config, env)
-            ledger = state_store(self.config, api).read_ledger(env.name)
+            ledger = state_store(self.config, self.clusters.agent_api(env)).read_ledger(env.name)
             last = ledger.last_success()
             applied = last.commit if last else ""
             objects = self.snapshots.snapshot(env, applied) if applied else ()

@@ -96,8 +96,10 @@ class Discovery:
 class KubeClient:
     """One cluster; safe to share between threads (urllib3's pool is, and the counters are locked)."""
 
-    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+    def __init__(self, api_client: k8s_client.ApiClient, *, environment_identity: str | None = None) -> None:
         self._api = api_client
+        #: the environment's ServiceAccount this client acts as, named in permission errors
+        self.environment_identity = environment_identity
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         #: the latest writes, (verb, object): for tests, and for "what did that pass do?"
@@ -105,7 +107,12 @@ class KubeClient:
 
     @classmethod
     def connect(
-        cls, *, kubeconfig: str | None = None, context: str | None = None, impersonate: str | None = None
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        impersonate: str | None = None,
+        for_environment: bool = False,
     ) -> KubeClient:
         """``--kubeconfig``/``$KUBECONFIG``, else the in-cluster service account, else ~/.kube/config.
         ``impersonate``: act as this user (``Impersonate-User``), e.g. the agent's ServiceAccount, so
@@ -127,7 +134,7 @@ class KubeClient:
         api = k8s_client.ApiClient(configuration)
         if impersonate:
             api.set_default_header("Impersonate-User", impersonate)
-        return cls(api)
+        return cls(api, environment_identity=impersonate if for_environment else None)
 
     @property
     def host(self) -> str:
@@ -309,7 +316,7 @@ class KubeClient:
         if response.status == 404:
             raise _NotFound(path)
         if response.status >= 400:
-            raise _api_error(response.status, data, subject or path)
+            raise _api_error(response.status, data, subject or path, self.environment_identity)
         try:
             parsed: KubeObject = json.loads(data or b"{}")
         except ValueError as exc:
@@ -321,7 +328,7 @@ class _NotFound(Exception):
     pass
 
 
-def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
+def _api_error(status: int, data: bytes, subject: object, identity: str | None = None) -> GitOpsError:
     try:
         detail = json.loads(data).get("message") or data.decode(errors="replace")
     except ValueError:
@@ -329,6 +336,8 @@ def _api_error(status: int, data: bytes, subject: object) -> GitOpsError:
     message = f"{subject}: {detail}"
     if status == 409:
         return ConflictError(message)
+    if status in (401, 403) and identity:
+        return ForbiddenError(f"{message} (the environment acts as {identity}: grant it this in its Role)")
     if status in (401, 403):
         return ForbiddenError(f"{message} (grant the agent's identity this permission in its RBAC)")
     # SSA answers 500 when the object does not fit the kind's schema; it is still the manifest's fault

@@ -1,4 +1,7 @@
-"""One Kubernetes client per kubeconfig context, made on first use and shared by every pass."""
+"""One Kubernetes client per kubeconfig context and identity, made on first use and shared by every
+pass: the agent's own (its state: inventories, ledgers, locks) and, for an environment with a
+``service_account``, one acting as that ServiceAccount for everything the environment reads and
+writes, so the cluster's RBAC bounds it."""
 
 from __future__ import annotations
 
@@ -13,20 +16,33 @@ class Clusters:
     def __init__(self, *, kubeconfig: str | None = None, impersonate: str | None = None) -> None:
         self._kubeconfig = kubeconfig
         self._impersonate = impersonate
-        self._clients: dict[str | None, KubeClient] = {}
+        self._clients: dict[tuple[str | None, str | None], KubeClient] = {}
         self._lock = threading.Lock()
 
     def kube(self, env: EnvironmentConfig) -> KubeClient:
-        with self._lock:
-            if env.context not in self._clients:
-                self._clients[env.context] = KubeClient.connect(
-                    kubeconfig=self._kubeconfig, context=env.context, impersonate=self._impersonate
-                )
-            return self._clients[env.context]
+        """The client the environment's objects are read and written with."""
+        if env.impersonate:
+            return self._client(env.context, env.impersonate, for_environment=True)
+        return self._client(env.context, self._impersonate)
+
+    def agent_kube(self, env: EnvironmentConfig) -> KubeClient:
+        """The agent's own client in the environment's cluster."""
+        return self._client(env.context, self._impersonate)
 
     def api(self, env: EnvironmentConfig) -> ClusterApi:
         """A fresh view for one pass: discovery is read anew, so kinds added since are known."""
         return ClusterApi(self.kube(env))
+
+    def agent_api(self, env: EnvironmentConfig) -> ClusterApi:
+        return ClusterApi(self.agent_kube(env))
+
+    def _client(self, context: str | None, identity: str | None, *, for_environment: bool = False) -> KubeClient:
+        with self._lock:
+            if (context, identity) not in self._clients:
+                self._clients[(context, identity)] = KubeClient.connect(
+                    kubeconfig=self._kubeconfig, context=context, impersonate=identity, for_environment=for_environment
+                )
+            return self._clients[(context, identity)]
 
     def request_counts(self) -> dict[str, int]:
         """Kubernetes API requests sent so far, by verb, over every cluster."""

@@ -15,14 +15,19 @@ GET_RATHER_THAN_LIST = 3
 
 
 def read_live(api: ClusterApi, prepared: Iterable[PreparedObject]) -> dict[ObjectKey, KubeObject]:
-    """The live objects of a snapshot's kinds in its namespaces, by key."""
-    groups: dict[tuple[ResourceInfo, str], None] = {}
+    """The live objects of a snapshot's kinds in its namespaces, by key: a list per namespaced kind
+    and namespace; cluster-scoped objects by name when few (a Namespace is read, not every
+    Namespace: an environment bounded by a namespaced Role may read its own only)."""
+    groups: dict[tuple[ResourceInfo, str], list[ObjectKey]] = {}
     for p in prepared:
         info = api.lookup(p.key.group, p.key.kind)
         if info is not None:  # a kind its CRD has yet to define has nothing live
-            groups[(info, p.key.namespace)] = None
+            groups.setdefault((info, p.key.namespace), []).append(p.key)
     live: dict[ObjectKey, KubeObject] = {}
-    for info, namespace in groups:
+    for (info, namespace), keys in groups.items():
+        if not namespace and len(keys) <= GET_RATHER_THAN_LIST:
+            live.update((k, obj) for k in keys if (obj := api.kube.get(info, "", k.name)) is not None)
+            continue
         for obj in api.kube.list(info, namespace=namespace or None):
             live[ObjectKey.of(obj)] = obj
     return live
@@ -31,22 +36,25 @@ def read_live(api: ClusterApi, prepared: Iterable[PreparedObject]) -> dict[Objec
 def read_labelled(
     api: ClusterApi, wanted: Iterable[ObjectKey], environment: str
 ) -> tuple[dict[ObjectKey, KubeObject], list[KubeObject]]:
-    """Live objects carrying the environment's label, per kind across namespaces, and those of them
-    the snapshot does not have (``extra``, only in the snapshot's namespaces: another agent's
-    environment may share the name). Objects whose label was removed by hand are fetched one by one
-    (rare), so they read as drift, not as missing."""
+    """Live objects carrying the environment's label, one list per kind and namespace of the
+    snapshot (per kind for cluster-scoped ones), and those of them the snapshot does not have
+    (``extra``). Objects whose label was removed by hand are fetched one by one (rare), so they read
+    as drift, not as missing."""
     wanted = set(wanted)
     selector = f"{ENV_LABEL}={environment}"
-    namespaces = {k.namespace for k in wanted if k.namespace}
+    groups: dict[tuple[ResourceInfo, str], None] = {}
+    for key in sorted(wanted):
+        info = api.lookup(key.group, key.kind)
+        if info is not None:
+            groups[(info, key.namespace)] = None
     live: dict[ObjectKey, KubeObject] = {}
     extra: list[KubeObject] = []
-    infos = {api.lookup(k.group, k.kind) for k in wanted}
-    for info in sorted((i for i in infos if i is not None), key=lambda i: (i.group, i.kind)):
-        for obj in api.kube.list(info, label_selector=selector):
+    for info, namespace in groups:
+        for obj in api.kube.list(info, namespace=namespace or None, label_selector=selector):
             key = ObjectKey.of(obj)
             if key in wanted:
                 live[key] = obj
-            elif not key.namespace or key.namespace in namespaces:
+            elif key.namespace == namespace:  # another agent's environment may share the name elsewhere
                 extra.append(obj)
     for key in sorted(wanted - set(live)):
         found = api.get(key)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.agent import Agent
@@ -26,7 +28,7 @@ from gitops_agent.config import parse_config
 from gitops_agent.model import KubeObject
 from gitops_agent.reconcile import PassResult
 from tests.support import paths
-from tests.support.builders import ConfigRepo, configmap, deployment
+from tests.support.builders import ConfigRepo, configmap, deployment, secret
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -118,8 +120,8 @@ def installed(admin: KubeClient, tmp_path: Path) -> Iterator[Installed]:
 def test_the_base_applies_cleanly_and_again_without_change(admin: KubeClient, installed: Installed) -> None:
     kinds = sorted(o["kind"] for o in installed.objects)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-         "Deployment", "Service", "NetworkPolicy"]
+        ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole",
+         "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "NetworkPolicy"]
     )  # fmt: skip
     discovery = admin.discover()
     before = {}
@@ -193,6 +195,75 @@ def test_the_agent_needs_exactly_the_shipped_rbac(
     assert refused.reason == "PermissionDenied", refused.error
     assert "deployments.apps" in refused.error and installed.user in refused.error
     assert refused.error.endswith("(grant the agent's identity this permission in its RBAC)")
+
+
+def token_kubeconfig(admin_kubeconfig: str, api_client: k8s.ApiClient, installed: Installed, path: Path) -> str:
+    """A kubeconfig that authenticates as the agent's ServiceAccount itself (a bound token), as the
+    agent in its pod does: impersonating another identity then needs the shipped RBAC."""
+    request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+    token = k8s.CoreV1Api(api_client).create_namespaced_service_account_token(
+        installed.service_account, installed.namespace, request
+    )
+    config = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    config["users"] = [{"name": "agent", "user": {"token": token.status.token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "agent"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def environment_rbac(namespace: str) -> tuple[KubeObject, ...]:
+    """manifests/examples/environment-rbac.yaml, for ``namespace``."""
+    text = (ROOT / "manifests/examples/environment-rbac.yaml").read_text().replace("shop-prod", namespace)
+    return tuple(o for o in yaml.safe_load_all(text) if o)
+
+
+def test_an_environment_with_a_service_account_is_bounded_by_its_role(
+    admin: KubeClient,
+    installed: Installed,
+    target: str,
+    kubeconfig: str,
+    api_client: k8s.ApiClient,
+    tmp_path: Path,
+) -> None:
+    core = k8s.CoreV1Api(api_client)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=target)))
+    install(admin, environment_rbac(target))
+    repo = ConfigRepo(tmp_path / "config")
+    repo.write("environments/prod/app.yaml", [configmap("settings", {"mode": "prod"}), secret("db", "hunter2")])
+    repo.commit("with a Secret the Role does not allow")
+    env = {"name": "prod", "path": "environments/prod", "namespace": target, "service_account": "deployer"}
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "repo": {"url": str(repo.root), "cache_dir": str(tmp_path / "cache")},
+                "agent": {"namespace": installed.namespace},
+                "environments": [{**env, "create_namespace": False}],
+            }
+        ),
+        source="test.yaml",
+    )
+    as_agent = token_kubeconfig(kubeconfig, api_client, installed, tmp_path / "agent-kubeconfig")
+    agent = build_agent(config, kubeconfig=as_agent)
+    try:
+        (refused,) = agent.sync_all()
+        assert refused.reason == "PermissionDenied", refused.error
+        deployer = f"system:serviceaccount:{target}:deployer"
+        assert f'User "{deployer}" cannot list resource "secrets"' in refused.error, refused.error
+        assert f'in the namespace "{target}"' in refused.error and f"acts as {deployer}" in refused.error
+        assert "hunter2" not in refused.error
+        assert agent.clusters.kube(config.environments[0]).writes == deque(), "nothing of the snapshot is written"
+        assert core.list_namespaced_config_map(target).items == [] or all(
+            cm.metadata.name == "kube-root-ca.crt" for cm in core.list_namespaced_config_map(target).items
+        )
+
+        repo.write("environments/prod/app.yaml", [configmap("settings", {"mode": "prod"})])
+        repo.commit("without it")
+        (applied,) = agent.sync_all()
+        assert applied.outcome == "applied", applied.error
+        assert core.read_namespaced_config_map("settings", target).data == {"mode": "prod"}
+    finally:
+        agent.close()
 
 
 def remove_rules(admin: KubeClient, cluster_role: str, *, group: str) -> None:

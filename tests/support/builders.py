@@ -96,6 +96,11 @@ def make_config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path, **dev_e
     return parse_config(config_yaml(repo, names, tmp_path, **dev_extra), source="test.yaml")
 
 
+def crd_scope(names: dict[str, str]) -> dict[str, Any]:
+    """dev's scope when its snapshot defines a CRD: its namespace, and CustomResourceDefinitions."""
+    return {"namespaces": [names["dev"]], "cluster_kinds": ["CustomResourceDefinition"]}
+
+
 def widget_crd(group: str) -> dict[str, Any]:
     """A namespaced CRD of kind Widget in ``group`` that accepts any spec."""
     version = {

@@ -17,7 +17,7 @@ from gitops_agent.reconcile import FollowSettings
 from gitops_agent.rollout import follow
 from tests.controlplane.harness import FAIL_ANNOTATION, ControlPlane
 from tests.integration.conftest import AgentFactory
-from tests.support.builders import ConfigRepo, configmap, deployment, make_config, widget_crd
+from tests.support.builders import ConfigRepo, configmap, crd_scope, deployment, make_config, widget_crd
 
 pytestmark = pytest.mark.integration
 CONTROLLER_MANAGER = "kube-controller-manager"
@@ -57,7 +57,7 @@ def test_a_good_rollout_and_a_completed_job_end_current(
     repo.write("environments/dev/app.yaml", [deployment("api", replicas=3), job("migrate"), widget_crd(group)])
     repo.write("environments/prod/app.yaml", [configmap("settings", {})])
     repo.commit()
-    agent = quick(make_config(repo, names, tmp_path))
+    agent = quick(make_config(repo, names, tmp_path, scope=crd_scope(names)))
     dev = agent.sync_all("dev")[0]
     assert dev.outcome == "applied" and dev.health is not None, dev.error
     assert dev.health.status is HealthStatus.CURRENT, dev.health

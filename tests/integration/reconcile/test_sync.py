@@ -17,7 +17,16 @@ from gitops_agent.agent import Agent
 from gitops_agent.core.prepare import ENV_LABEL, PRUNE_ANNOTATION
 from gitops_agent.model import Action
 from gitops_agent.reconcile import PassResult
-from tests.support.builders import ConfigRepo, Symlink, configmap, deployment, make_config, secret, widget_crd
+from tests.support.builders import (
+    ConfigRepo,
+    Symlink,
+    configmap,
+    crd_scope,
+    deployment,
+    make_config,
+    secret,
+    widget_crd,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +228,7 @@ def test_crd_and_its_custom_resource_in_one_snapshot(
     repo.write("environments/dev/z-crd.yaml", [crd])
     repo.write("environments/prod/app.yaml", [configmap("settings", {"mode": "prod"})])
     repo.commit()
-    agent = agent_factory(make_config(repo, names, tmp_path))
+    agent = agent_factory(make_config(repo, names, tmp_path, scope=crd_scope(names)))
     try:
         dev = agent.sync_all("dev")[0]
         assert dev.ok, dev.error
