@@ -3,12 +3,17 @@
 Kept in a ConfigMap in the agent's namespace, so it survives restarts: a new agent process reads
 it and knows that a commit was already applied and must not be applied again. It is also what
 ``gitops-agent history`` reads to answer "which commits ran in prod, and when".
+
+Its size does not grow with the environment: at most ``MAX_ENTRIES`` entries, each message and
+summary clipped, the oldest entries dropped while the whole is over ``LEDGER_BYTES``. A ledger
+remembers what it recorded since it was read (``added``) and the resourceVersion it was read at, so
+a write is conditional, and on a conflict our entries are appended to the ledger as re-read.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gitops_agent.core.inventory import state_configmap
@@ -16,7 +21,10 @@ from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject
 
 LEDGER_PREFIX = "ledger-"
-MAX_ENTRIES = 100  # a ConfigMap holds 1 MiB; 100 entries is months of history for most teams
+MAX_ENTRIES = 100  # months of history for most teams
+LEDGER_BYTES = 768 * 1024  # a ConfigMap holds 1 MiB
+MESSAGE_CHARS = 4000  # an error naming every object of a 50,000-object snapshot is clipped to this
+SUMMARY_CHARS = 1000
 
 # results of an entry
 APPLIED, FAILED, REACHED = "applied", "failed", "reached"  # reached: same objects, nothing written
@@ -39,6 +47,10 @@ class LedgerEntry:
 @dataclass(frozen=True)
 class Ledger:
     entries: tuple[LedgerEntry, ...] = ()
+    #: recorded since it was read: what a write appends to the ledger re-read after a conflict
+    added: tuple[LedgerEntry, ...] = field(default=(), compare=False, repr=False)
+    #: the ConfigMap's resourceVersion when read ("": none stored; a write creates it)
+    version: str = field(default="", compare=False, repr=False)
 
     def last_success(self) -> LedgerEntry | None:
         for entry in reversed(self.entries):
@@ -59,7 +71,39 @@ class Ledger:
         return last is not None and last.commit == commit
 
     def record(self, entry: LedgerEntry) -> Ledger:
-        return replace(self, entries=(*self.entries, entry)[-MAX_ENTRIES:])
+        entry = clipped(entry)
+        return replace(self, entries=bounded((*self.entries, entry)), added=(*self.added, entry))
+
+    def rebased(self, fresh: Ledger) -> Ledger:
+        """What we recorded, appended to ``fresh`` (the ledger as re-read after another writer's
+        write), to be written against its resourceVersion."""
+        ledger = replace(fresh, added=())
+        for entry in self.added:
+            ledger = ledger.record(entry)
+        return ledger
+
+
+def clipped(entry: LedgerEntry) -> LedgerEntry:
+    """An entry whose message and summary fit: the start of each, and how much was left out."""
+    return replace(entry, message=_clip(entry.message, MESSAGE_CHARS), summary=_clip(entry.summary, SUMMARY_CHARS))
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 60]}… ({len(text) - limit + 60} more characters in the agent's log)"
+
+
+def bounded(entries: tuple[LedgerEntry, ...]) -> tuple[LedgerEntry, ...]:
+    """The newest entries that fit: at most MAX_ENTRIES, at most LEDGER_BYTES as stored."""
+    entries = entries[-MAX_ENTRIES:]
+    sizes = [len(_json(e)) + 2 for e in entries]
+    total = sum(sizes)
+    start = 0
+    while total > LEDGER_BYTES and start < len(entries) - 1:
+        total -= sizes[start]
+        start += 1
+    return entries[start:]
 
 
 def ledger_name(environment: str) -> str:
@@ -67,16 +111,22 @@ def ledger_name(environment: str) -> str:
 
 
 def ledger_configmap(environment: str, namespace: str, ledger: Ledger) -> KubeObject:
-    data = {"entries": json.dumps([asdict(e) for e in ledger.entries], indent=1)}
+    entries = ",\n".join(_json(e) for e in ledger.entries)
+    data = {"entries": f"[\n{entries}\n]" if entries else "[]"}
     return state_configmap(ledger_name(environment), namespace, environment, "ledger", data)
+
+
+def _json(entry: LedgerEntry) -> str:
+    return json.dumps(asdict(entry), indent=1)
 
 
 def parse_ledger(configmap: KubeObject | None) -> Ledger:
     if configmap is None:
         return Ledger()
     raw = (configmap.get("data") or {}).get("entries", "[]")
+    version = str((configmap.get("metadata") or {}).get("resourceVersion", ""))
     try:
-        return Ledger(tuple(_entry(item) for item in json.loads(raw)))
+        return Ledger(tuple(_entry(item) for item in json.loads(raw)), version=version)
     except (ValueError, TypeError) as exc:
         name = (configmap.get("metadata") or {}).get("name")
         raise ClusterError(

@@ -1,13 +1,24 @@
-"""Ledger entries of immediate rollbacks, and ledgers written by older or newer agents."""
+"""Ledger entries of immediate rollbacks, ledgers written by older or newer agents, a size that
+does not grow with the environment, and our entries appended to a ledger re-read after a conflict."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
 
-from gitops_agent.core.ledger import APPLIED, FAILED, Ledger, LedgerEntry, ledger_configmap, parse_ledger
+from gitops_agent.core.ledger import (
+    APPLIED,
+    FAILED,
+    MAX_ENTRIES,
+    MESSAGE_CHARS,
+    Ledger,
+    LedgerEntry,
+    ledger_configmap,
+    parse_ledger,
+)
 from gitops_agent.errors import ClusterError
 
 
@@ -47,3 +58,49 @@ def test_a_rollback_holds_only_while_it_is_the_running_entry() -> None:
 def test_rollback_entries_round_trip_through_the_configmap() -> None:
     ledger = Ledger((entry("old", rolled_back_from="new"),))
     assert parse_ledger(ledger_configmap("prod", "gitops-agent", ledger)) == ledger
+
+
+def test_a_ledger_written_by_an_older_agent_parses_with_the_version_it_was_read_at() -> None:
+    configmap = stored([{"commit": "a", "time": "t", "agent_version": "0.1", "result": "applied"}])
+    configmap["metadata"]["resourceVersion"] = "91"
+    ledger = parse_ledger(configmap)
+    assert ledger.version == "91" and ledger.added == ()
+    assert ledger.entries[0].commit == "a" and parse_ledger(ledger_configmap("prod", "ns", ledger)) == ledger
+
+
+def test_a_ledger_remembers_what_it_recorded_since_it_was_read_and_it_is_not_part_of_its_value() -> None:
+    read = parse_ledger(stored([asdict(entry("a"))]))
+    mine = read.record(entry("b"))
+    assert mine.added == (entry("b"),)
+    assert mine == Ledger((entry("a"), entry("b")))
+
+
+def test_on_a_conflict_our_entries_are_appended_to_the_ledger_as_re_read() -> None:
+    read = Ledger((entry("a"),), version="1")
+    ours = read.record(entry("b")).record(entry("c"))
+    theirs = Ledger((entry("a"), entry("rollback", rolled_back_from="x")), version="2")
+    merged = ours.rebased(theirs)
+    assert merged.entries == (entry("a"), entry("rollback", rolled_back_from="x"), entry("b"), entry("c"))
+    assert merged.version == "2" and merged.added == (entry("b"), entry("c"))
+
+
+def test_a_huge_message_is_clipped_and_the_ledger_stays_under_1_mib() -> None:
+    error = "; ".join(f"ConfigMap/team-{i % 40}/checkout-worker-{i:05d}: outside the scope" for i in range(50_000))
+    ledger = Ledger()
+    for i in range(MAX_ENTRIES + 20):
+        ledger = ledger.record(replace(entry(f"c{i}", FAILED), message=error, summary="x" * 5000))
+    assert len(ledger.entries) == MAX_ENTRIES and ledger.entries[-1].commit == f"c{MAX_ENTRIES + 19}"
+    last = ledger.entries[-1]
+    assert len(last.message) <= MESSAGE_CHARS and last.message.startswith(error[:1000])
+    assert "more characters in the agent's log" in last.message
+    configmap = ledger_configmap("prod", "gitops-agent", ledger)
+    assert len(json.dumps(configmap)) < 1024 * 1024
+    assert parse_ledger(configmap) == ledger
+
+
+def test_entries_that_escape_to_many_bytes_are_dropped_oldest_first_to_fit() -> None:
+    ledger = Ledger()
+    for i in range(MAX_ENTRIES):
+        ledger = ledger.record(replace(entry(f"c{i}", FAILED), message="é" * 10_000))
+    assert len(json.dumps(ledger_configmap("prod", "gitops-agent", ledger))) < 1024 * 1024
+    assert 0 < len(ledger.entries) < MAX_ENTRIES and ledger.entries[-1].commit == f"c{MAX_ENTRIES - 1}"
