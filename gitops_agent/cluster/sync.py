@@ -7,11 +7,14 @@
 2. Nothing is pruned unless every apply succeeded, and nothing is pruned that is not in the
    environment's inventory, still labelled as the environment's, and not protected.
 3. A sync that changes nothing writes nothing: not an object, not the inventory.
+4. Before the first write, the inventory records the union of what it held and the snapshot (so
+   whatever a pass that fails half way wrote, a later commit can prune); after pruning, the exact
+   set. Each object is recorded as created or adopted (it existed before the agent applied it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.apply import Applied, WaitForCrds, apply_in_stages
@@ -23,7 +26,7 @@ from gitops_agent.cluster.read import read_labelled, read_live
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.wait import wait_for_crds
 from gitops_agent.core.drift import ObjectDrift, detect_drift
-from gitops_agent.core.inventory import Inventory, stale_keys
+from gitops_agent.core.inventory import Inventory, adoption, merge_inventories, stale_keys
 from gitops_agent.core.prepare import PreparedObject
 from gitops_agent.core.scope import ScopedObject, check_scope
 from gitops_agent.core.sync_rules import refuse_empty, refuse_foreign
@@ -60,17 +63,16 @@ def sync(
         if dry_run:
             plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
             return _result(o, commit, True, plan, plan_prunes(api, stale, o))
+        # Record what this pass may write before it writes: a failure half way loses no object.
+        recorded = _record_tracked(store, o.environment, inventory, plan.prepared, live)
         # Write: Namespaces and CRDs first, then dry-run what waited for them, then the rest.
         applied = Applied()
-        try:
-            plan = apply_in_stages(api, plan, live, o, applied, wait=wait)
-        except GitOpsError:
-            # Whatever did get written must be in the inventory, or a later commit could not prune it.
-            _remember_partial(store, o.environment, inventory, plan.prepared, applied.keys)
-            raise
+        plan = apply_in_stages(api, plan, live, o, applied, wait=wait)
         # Prune only after every apply succeeded.
         prunes = prune(api, stale, o)
-        _write_inventory(store, o.environment, commit, plan.prepared, prunes, inventory)
+        _write_inventory(
+            store, o.environment, commit, plan.prepared, prunes, old=inventory, recorded=recorded, live=live
+        )
         return _result(o, commit, False, plan, prunes, applied.keys)
     except GitOpsError as exc:
         return SyncResult(o.environment, commit, dry_run, error=str(exc), reason=exc.reason)
@@ -98,31 +100,40 @@ def drift_in(seen: Observation, o: SyncOptions) -> tuple[ObjectDrift, ...]:
     return detect_drift(seen.applied, seen.live, policy=o.policy, extra=seen.extra)
 
 
+def _record_tracked(
+    store: StateStore,
+    environment: str,
+    old: Inventory | None,
+    prepared: Sequence[PreparedObject],
+    existed: Container[ObjectKey],
+) -> Inventory | None:
+    """Before the first write: the old inventory and every object of the snapshot, at the old commit.
+    Writes nothing when that is what is stored (a pass that writes no new object)."""
+    keys = (old.keys if old else frozenset()) | {p.key for p in prepared if p.inventoried}
+    if old is None and not keys:
+        return None
+    tracked = Inventory(old.commit if old else "", keys, adoption(old, keys, existed))
+    return store.write_inventory(environment, old, tracked)
+
+
 def _write_inventory(
     store: StateStore,
     environment: str,
     commit: str,
     prepared: Sequence[PreparedObject],
     prunes: Sequence[ObjectPlan],
+    *,
     old: Inventory | None,
+    recorded: Inventory | None,
+    live: Container[ObjectKey],
 ) -> None:
+    """After pruning: the snapshot's objects and the failed prunes (retried next pass), over what was
+    recorded before the first write, keeping whatever another writer added since the pass read it."""
     managed = {p.key for p in prepared if p.inventoried}
     survivors = {p.key for p in prunes if p.action is Action.FAILED}  # retried next pass
-    store.write_inventory(environment, old, Inventory(commit=commit, keys=frozenset(managed | survivors)))
-
-
-def _remember_partial(
-    store: StateStore,
-    environment: str,
-    old: Inventory | None,
-    prepared: Sequence[PreparedObject],
-    written: Sequence[ObjectKey],
-) -> None:
-    inventoried_keys = {p.key for p in prepared if p.inventoried}
-    keys = {k for k in written if k in inventoried_keys}
-    if keys:
-        previous = old.keys if old else frozenset()
-        store.write_inventory(environment, old, Inventory(commit=old.commit if old else "", keys=previous | keys))
+    keys = frozenset(managed | survivors)
+    exact = Inventory(commit=commit, keys=keys, adopted=adoption(old, keys, live))
+    store.write_inventory(environment, recorded, merge_inventories(old, exact, recorded))
 
 
 def _result(

@@ -90,4 +90,5 @@ def test_an_apply_refused_after_its_dry_run_keeps_what_it_wrote_in_the_inventory
     assert api.get(ObjectKey("", "ConfigMap", ns, "old")) is not None, "nothing is pruned after a failed apply"
     inventory = store.read_inventory("dev")
     assert inventory is not None and inventory.commit == "c1"
-    assert {k.name for k in inventory.keys} == {"old", "runner"}  # so a later commit can prune the SA
+    # recorded before the first write: the whole snapshot, so a later commit can prune the SA
+    assert {k.name for k in inventory.keys} == {"old", "runner", "late"}
