@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -81,7 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("json", "text"), help="default: text on a terminal, else JSON lines")
     run.add_argument("--no-leader-election", action="store_true", help="lead without a Lease (one replica, laptops)")
     cli_proposals.add_parsers(sub, common)
+    for name in ("sync", "rollback"):  # they may write: their pass waits for another writer first
+        sub.choices[name].add_argument(
+            "--lock-timeout",
+            type=_seconds,
+            metavar="DURATION",
+            help="how long to wait while another pass (the daemon, another sync) writes the environment, "
+            "then give up having written nothing: 30s, 2m, 0 (default 30s)",
+        )
     return parser
+
+
+def _seconds(value: str) -> float:
+    """``30``, ``30s``, ``2m`` -> seconds (0 and above)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([sm]?)", value.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 2m or 0, got {value!r}")
+    return float(match[1]) * (60.0 if match[2] == "m" else 1.0)
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -113,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report=_applies(args),
             github=_applies(args) or (args.command in cli_proposals.COMMANDS and not getattr(args, "dry_run", False)),
             follow=not getattr(args, "no_wait", False),
+            lock_wait_s=getattr(args, "lock_timeout", None),
         )
     except GitOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from gitops_agent import __version__
 from gitops_agent.cluster import ClusterApi, SyncOptions, SyncResult, sync
 from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.lock import EnvironmentLock, LockedError, LockLostError, Locks
 from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.sync import drift
@@ -131,6 +132,7 @@ class Reconciler:
         snapshots: Snapshots,
         clusters: Clusters,
         *,
+        locks: Locks,
         listeners: Sequence[PassListener] = (),
         follow_settings: FollowSettings | None = None,
         stopping: threading.Event | None = None,
@@ -138,6 +140,8 @@ class Reconciler:
         self.config = config
         self.snapshots = snapshots
         self.clusters = clusters
+        #: one writer per environment: the lock a pass holds while it may write (``cluster.lock``)
+        self.locks = locks
         self.listeners = tuple(listeners)
         self.follow_settings = follow_settings or FollowSettings()
         #: set on shutdown: a pass stops following its rollout (it never stops between writes)
@@ -165,9 +169,34 @@ class Reconciler:
             result = sync(api, self.snapshots.snapshot(env, commit), commit=commit, options=options, dry_run=True)
             return PassResult.of_sync(result, PLANNED)
         store = state_store(self.config, api)
+        # One writer per environment: a pass about to write holds the environment's lock (waiting
+        # for another holder, or failing "Locked"), then decides again under it: another pass may
+        # have applied or rolled back meanwhile. A pass with nothing to write takes no lock.
+        with self.locks.of(store.api.kube, env.name) as lock:
+            target = commit
+            ledger, commit, objects, step = self._decide(env, store, target, request)
+            if step is Step.APPLY:
+                lock.acquire(commit)
+                ledger, commit, objects, step = self._decide(env, store, target, request)
+            if step is Step.WAIT:
+                waiting = self._drift_since_last(env, api, ledger)
+                return PassResult(env.name, commit, WAITING, drift=waiting, message="waiting for a manual sync")
+            outcome = PassResult(env.name, commit, UP_TO_DATE)
+            if step is Step.APPLY:
+                outcome = self._apply(env, api, store, ledger, commit, objects, request, lock)
+                if not outcome.ok:
+                    return outcome
+            return self._check(env, api, store, commit, objects, outcome, lock)
+
+    def _decide(
+        self, env: EnvironmentConfig, store: StateStore, target: str, request: PassRequest
+    ) -> tuple[Ledger, str, tuple[DesiredObject, ...], Step]:
+        """The ledger as it is now, the commit to run (``target``, or the one a rollback holds), its
+        snapshot, and what the pass does with it."""
         ledger = store.read_ledger(env.name)
+        commit = target
         if request.commit is None:  # `rollback --now` may hold the environment at an older commit
-            commit = held_commit(ledger, commit, lambda then: self.snapshots.same_intent(env, commit, then))
+            commit = held_commit(ledger, target, lambda then: self.snapshots.same_intent(env, target, then))
         objects = self.snapshots.snapshot(env, commit)
         step = next_step(
             current=ledger.is_current(commit),
@@ -176,15 +205,7 @@ class Reconciler:
             force=request.force,
             rollback=bool(request.rolled_back_from),
         )
-        if step is Step.WAIT:
-            waiting = self._drift_since_last(env, api, ledger)
-            return PassResult(env.name, commit, WAITING, drift=waiting, message="waiting for a manual sync")
-        outcome = PassResult(env.name, commit, UP_TO_DATE)
-        if step is Step.APPLY:
-            outcome = self._apply(env, api, store, ledger, commit, objects, request)
-            if not outcome.ok:
-                return outcome
-        return self._check(env, api, commit, objects, outcome)
+        return ledger, commit, objects, step
 
     def _apply(
         self,
@@ -195,9 +216,14 @@ class Reconciler:
         commit: str,
         objects: tuple[DesiredObject, ...],
         request: PassRequest,
+        lock: EnvironmentLock,
     ) -> PassResult:
         self._tell(lambda listener: listener.applying(env.name, commit))
-        result = sync(api, objects, commit=commit, options=sync_options(self.config, env, force=request.force))
+        options = sync_options(self.config, env, force=request.force)
+        result = sync(api, objects, commit=commit, options=options, guard=lock.guard)
+        result = _still_held(result, lock)
+        if result.reason == LockLostError.reason:  # cut short: the new holder may have written since
+            ledger = store.read_ledger(env.name)
         outcome = apply_outcome(ok=result.ok, wrote=result.wrote)
         entry = ledger_entry(
             ledger,
@@ -212,6 +238,7 @@ class Reconciler:
         )
         if entry is not None:
             store.write_ledger(env.name, ledger.record(entry))
+        lock.release()  # written: following the rollout writes nothing, and must not hold up a rollback
         if not result.ok:
             return PassResult.of_sync(result, outcome)
         # "Applied" is not "working": follow what changed until it is healthy, failed or late.
@@ -221,20 +248,33 @@ class Reconciler:
         self,
         env: EnvironmentConfig,
         api: ClusterApi,
+        store: StateStore,
         commit: str,
         objects: tuple[DesiredObject, ...],
         outcome: PassResult,
+        lock: EnvironmentLock,
     ) -> PassResult:
         """Between commits: explain drift, and repair it only where the policy says so."""
         options = sync_options(self.config, env)
         found = drift(api, objects, options)
         repair = to_repair(found, env.policy)
-        if repair:
+        if repair and self._may_repair(env, store, commit, lock):
             only = sync_options(self.config, env, only=repair, prune=False)
-            repaired = sync(api, objects, commit=commit, options=only)
+            repaired = sync(api, objects, commit=commit, options=only, guard=lock.guard)
             outcome = replace(outcome, repaired=repaired)
             found = drift(api, objects, options)
         return replace(outcome, drift=found)
+
+    def _may_repair(self, env: EnvironmentConfig, store: StateStore, commit: str, lock: EnvironmentLock) -> bool:
+        """A repair writes: it holds the lock, and only while ``commit`` is still the one applied
+        (not one another pass replaced meanwhile). When another pass holds the lock, the next pass
+        repairs."""
+        try:
+            lock.acquire(commit)
+        except LockedError as exc:
+            log.info("drift not repaired this pass: %s", exc)
+            return False
+        return store.read_ledger(env.name).is_current(commit)
 
     def _follow(
         self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...], result: SyncResult
@@ -258,3 +298,15 @@ class Reconciler:
                 event(listener)
             except Exception:  # a listener must never break a pass
                 log.exception("a pass listener (%s) failed; reconciliation goes on", type(listener).__name__)
+
+
+def _still_held(result: SyncResult, lock: EnvironmentLock) -> SyncResult:
+    """A sync that wrote everything is recorded as applied only if the pass still holds the lock;
+    else it was cut short (another holder may have written since)."""
+    if not result.ok or result.dry_run:
+        return result
+    try:
+        lock.guard()
+    except LockLostError as exc:
+        return replace(result, error=str(exc), reason=exc.reason)
+    return result

@@ -1,7 +1,8 @@
 """Writes, in stages: Namespaces and CRDs first (CRDs waited on), then what could be validated only
 once they existed is dry-run — all of it before any further write — then the rest. Kind by kind in
 apply order (ServiceAccounts before the Deployments that use them); objects of one kind side by side.
-The first failure stops the rest."""
+The first failure stops the rest. Before each batch the caller's ``guard`` may stop the pass
+(the environment's lock, ``cluster.lock``: a pass that lost it writes nothing more)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from gitops_agent.errors import ClusterError, GitOpsError
 from gitops_agent.model import KubeObject, ObjectKey
 
 WaitForCrds = Callable[[ClusterApi, Sequence[PreparedObject]], None]
+#: called before each write batch; raises (``cluster.lock.LockLostError``) when the pass must stop
+Guard = Callable[[], None]
+
+
+def unguarded() -> None:
+    """No lock to check: the cluster verbs called on their own (tests, tools)."""
 
 
 @dataclass
@@ -42,21 +49,26 @@ def apply_in_stages(
     applied: Applied,
     *,
     wait: WaitForCrds = wait_for_crds,
+    guard: Guard = unguarded,
 ) -> Plan:
     """Applies the plan; returns it completed with the deferred objects' dry-runs. Raises
-    ClusterError at the first failed write (``applied`` then says what was written)."""
+    ClusterError at the first failed write (``applied`` then says what was written), or what
+    ``guard`` raises before a batch."""
     first = plan.to_apply(first_stage=True)
-    apply_in_order(api, first, o, applied)
+    apply_in_order(api, first, o, applied, guard=guard)
     wait(api, [p for p in first if p.key.kind == "CustomResourceDefinition"])
     plans = {**plan.plans, **dry_run_plans(api, plan.deferred, live, o)}
     plan = replace(plan, plans=plans, deferred=())
-    apply_in_order(api, plan.to_apply(first_stage=False), o, applied)
+    apply_in_order(api, plan.to_apply(first_stage=False), o, applied, guard=guard)
     return plan
 
 
-def apply_in_order(api: ClusterApi, objects: Sequence[PreparedObject], o: SyncOptions, applied: Applied) -> None:
+def apply_in_order(
+    api: ClusterApi, objects: Sequence[PreparedObject], o: SyncOptions, applied: Applied, *, guard: Guard = unguarded
+) -> None:
     for _, group in groupby(objects, key=lambda p: apply_order(p.key)[:3]):
         batch = list(group)
+        guard()  # still the environment's one writer? (it may have waited minutes for CRDs)
         failures = [
             f for f in in_parallel(lambda p: _try_apply(api, p, o, applied), batch, concurrency=o.concurrency) if f
         ]

@@ -7,7 +7,9 @@
 2. Nothing is pruned unless every apply succeeded, and nothing is pruned that is not in the
    environment's inventory, still labelled as the environment's, and not protected.
 3. A sync that changes nothing writes nothing: not an object, not the inventory.
-4. Before the first write, the inventory records the union of what it held and the snapshot (so
+4. With a ``guard`` (the environment's lock, ``cluster.lock``), it is called before each write batch,
+   before pruning and before the inventory: a pass that lost its lock writes nothing more.
+5. Before the first write, the inventory records the union of what it held and the snapshot (so
    whatever a pass that fails half way wrote, a later commit can prune); after pruning, the exact
    set. Each object is recorded as created or adopted (it existed before the agent applied it).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Sequence
 
 from gitops_agent.cluster.api import ClusterApi
-from gitops_agent.cluster.apply import Applied, WaitForCrds, apply_in_stages
+from gitops_agent.cluster.apply import Applied, Guard, WaitForCrds, apply_in_stages, unguarded
 from gitops_agent.cluster.model import ObjectPlan, Observation, SyncOptions, SyncResult
 from gitops_agent.cluster.plan import Plan, deferred_as_created, plan_sync
 from gitops_agent.cluster.prepare import inventoried, prepare_snapshot
@@ -42,6 +44,7 @@ def sync(
     options: SyncOptions,
     dry_run: bool = False,
     wait: WaitForCrds = wait_for_crds,
+    guard: Guard = unguarded,
 ) -> SyncResult:
     """Plan, dry-run, apply and prune one environment's snapshot. Never raises GitOpsError."""
     o = options
@@ -64,12 +67,15 @@ def sync(
             plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
             return _result(o, commit, True, plan, plan_prunes(api, stale, o))
         # Record what this pass may write before it writes: a failure half way loses no object.
+        guard()
         recorded = _record_tracked(store, o.environment, inventory, plan.prepared, live)
         # Write: Namespaces and CRDs first, then dry-run what waited for them, then the rest.
         applied = Applied()
-        plan = apply_in_stages(api, plan, live, o, applied, wait=wait)
+        plan = apply_in_stages(api, plan, live, o, applied, wait=wait, guard=guard)
         # Prune only after every apply succeeded.
+        guard()
         prunes = prune(api, stale, o)
+        guard()
         _write_inventory(
             store, o.environment, commit, plan.prepared, prunes, old=inventory, recorded=recorded, live=live
         )

@@ -22,8 +22,11 @@ from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
 from gitops_agent.adapters.renderer import Kustomize
 from gitops_agent.agent import Agent
 from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.lock import Locks, LockSettings
 from gitops_agent.config import Config, GitHubConfig, read_secret_file
+from gitops_agent.core.env_lock import LockTimes
 from gitops_agent.errors import ConfigError
+from gitops_agent.leader import default_identity
 from gitops_agent.queries import Queries
 from gitops_agent.reconcile import FollowSettings, PassListener, Reconciler
 from gitops_agent.reporting import Reporter
@@ -44,8 +47,11 @@ def build_agent(
     follow: FollowSettings | None = None,
     stopping: threading.Event | None = None,
     clusters: Clusters | None = None,
+    identity: str | None = None,
+    lock: LockSettings | None = None,
 ) -> Agent:
-    """The agent of one config: git source, renderer, clusters, passes and reads."""
+    """The agent of one config: git source, renderer, clusters, passes and reads. ``identity``
+    names this process in the environments' locks (default: ``leader.default_identity``)."""
     repo = config.repo
     credentials = GitCredentials(token_file=repo.token_file, token_env=repo.token_env, ssh_key_file=repo.ssh_key_file)
     source = GitSource(
@@ -54,7 +60,16 @@ def build_agent(
     kustomize = Kustomize(config.agent.kustomize or os.environ.get("GITOPS_AGENT_KUSTOMIZE"))
     snapshots = Snapshots(config, source, kustomize)
     clusters = clusters or Clusters(kubeconfig=kubeconfig, impersonate=impersonate)
-    reconciler = Reconciler(config, snapshots, clusters, listeners=listeners, follow_settings=follow, stopping=stopping)
+    locks = Locks(
+        identity or default_identity(),
+        namespace=config.agent.namespace,
+        field_manager=config.agent.field_manager,
+        settings=lock or lock_settings(),
+        stop=stopping,
+    )
+    reconciler = Reconciler(
+        config, snapshots, clusters, locks=locks, listeners=listeners, follow_settings=follow, stopping=stopping
+    )
     return Agent(
         config,
         snapshots=snapshots,
@@ -62,6 +77,19 @@ def build_agent(
         reconciler=reconciler,
         queries=Queries(config, snapshots, clusters),
     )
+
+
+def lock_settings(wait_s: float | None = None) -> LockSettings:
+    """How long a pass waits for another holder of its environment's lock (``--lock-timeout``), and
+    how long a lock lives unrenewed: ``$GITOPS_AGENT_LOCK_DURATION`` seconds (default 30; tests
+    shorten it to see a lock expire)."""
+    base = LockSettings()
+    duration = os.environ.get("GITOPS_AGENT_LOCK_DURATION")
+    try:
+        times = LockTimes.of(float(duration)) if duration else base.times
+    except ValueError as exc:
+        raise ConfigError(f"$GITOPS_AGENT_LOCK_DURATION: expected seconds above 0, got {duration!r}") from exc
+    return LockSettings(times=times, wait_s=base.wait_s if wait_s is None else wait_s, poll_s=base.poll_s)
 
 
 # --- GitHub and chat ---------------------------------------------------------------------------
@@ -130,13 +158,24 @@ class Wiring:
 
 
 def command_wiring(
-    config: Config, *, kubeconfig: str | None, report: bool, github: bool, follow: bool = True
+    config: Config,
+    *,
+    kubeconfig: str | None,
+    report: bool,
+    github: bool,
+    follow: bool = True,
+    lock_wait_s: float | None = None,
 ) -> Wiring:
     """``report``: the command applies (``sync``, ``rollback --now``), so GitHub and chat hear of it;
-    ``github``: it talks to GitHub (credentials are read only then)."""
+    ``github``: it talks to GitHub (credentials are read only then); ``lock_wait_s``: how long a pass
+    waits for another holder of its environment's lock (``--lock-timeout``)."""
     client = github_client(config) if github else None
     told = reporter(config, client) if report else None
     agent = build_agent(
-        config, kubeconfig=kubeconfig, listeners=[told] if told else (), follow=FollowSettings(enabled=follow)
+        config,
+        kubeconfig=kubeconfig,
+        listeners=[told] if told else (),
+        follow=FollowSettings(enabled=follow),
+        lock=lock_settings(lock_wait_s),
     )
     return Wiring(agent, client, told)

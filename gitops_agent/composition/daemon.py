@@ -53,7 +53,10 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     metrics = Metrics(clusters.request_counts)
     github = github_client(config, on_request=metrics.count_github_request)
     told = reporter(config, github)
-    agent = build_agent(config, listeners=[told] if told else (), stopping=stopping, clusters=clusters)
+    # the environments' locks name this process as its Lease does
+    agent = build_agent(
+        config, listeners=[told] if told else (), stopping=stopping, clusters=clusters, identity=identity
+    )
     lease = LeaderOptions(namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager)
     lease_kube = KubeClient.connect(kubeconfig=options.kubeconfig) if options.leader_election else None
     scheduler = Scheduler(

@@ -11,9 +11,11 @@ from gitops_agent.composition import (
     build_agent,
     command_wiring,
     github_client,
+    lock_settings,
     require_github,
 )
 from gitops_agent.config import parse_config
+from gitops_agent.core.env_lock import LockTimes
 from gitops_agent.errors import ConfigError
 from gitops_agent.reconcile import FollowSettings
 
@@ -93,3 +95,15 @@ def test_an_agent_is_built_with_its_listeners_and_follow_settings(tmp_path: Path
     assert agent.queries.snapshots is agent.snapshots is agent.reconciler.snapshots
     assert agent.queries.clusters is agent.clusters is agent.reconciler.clusters
     agent.close()
+
+
+def test_lock_settings_wait_as_asked_and_live_as_long_as_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITOPS_AGENT_LOCK_DURATION", raising=False)
+    default = lock_settings()
+    assert (default.wait_s, default.times) == (30, LockTimes(30, 5, 20))
+    assert lock_settings(0).wait_s == 0
+    monkeypatch.setenv("GITOPS_AGENT_LOCK_DURATION", "3")
+    assert lock_settings().times == LockTimes.of(3)
+    monkeypatch.setenv("GITOPS_AGENT_LOCK_DURATION", "0")
+    with pytest.raises(ConfigError, match=r"\$GITOPS_AGENT_LOCK_DURATION: expected seconds above 0, got '0'"):
+        lock_settings()
