@@ -90,6 +90,7 @@ class Action(enum.StrEnum):
     CONFIGURED = "configured"
     UNCHANGED = "unchanged"
     PRUNED = "pruned"
+    RELEASED = "released"  # left in place with the agent's labels taken off (see core.prune_rules)
     SKIPPED = "skipped"
     FAILED = "failed"
 

@@ -38,6 +38,7 @@ from gitops_agent.core.pass_rules import (
     to_repair,
 )
 from gitops_agent.errors import GitOpsError
+from gitops_agent.handover import Handover
 from gitops_agent.model import Action, DesiredObject, Health
 from gitops_agent.rollout import default_timeout, follow
 from gitops_agent.snapshots import Snapshots
@@ -163,12 +164,13 @@ class Reconciler:
         return result
 
     def _reconcile(self, env: EnvironmentConfig, commit: str, request: PassRequest) -> PassResult:
-        api = self.clusters.api(env)
+        api = self.clusters.api(env)  # as the environment's ServiceAccount, if it has one
+        store = state_store(self.config, self.clusters.agent_api(env))  # the agent's own records
         options = sync_options(self.config, env, force=request.force)
         if request.dry_run:  # plan the whole snapshot against the cluster; write nothing
-            result = sync(api, self.snapshots.snapshot(env, commit), commit=commit, options=options, dry_run=True)
+            objects = self.snapshots.snapshot(env, commit)
+            result = sync(api, objects, commit=commit, options=options, dry_run=True, state=store)
             return PassResult.of_sync(result, PLANNED)
-        store = state_store(self.config, api)
         # One writer per environment: a pass about to write holds the environment's lock (waiting
         # for another holder, or failing "Locked"), then decides again under it: another pass may
         # have applied or rolled back meanwhile. A pass with nothing to write takes no lock.
@@ -220,7 +222,17 @@ class Reconciler:
     ) -> PassResult:
         self._tell(lambda listener: listener.applying(env.name, commit))
         options = sync_options(self.config, env, force=request.force)
-        result = sync(api, objects, commit=commit, options=options, guard=lock.guard)
+        handover = self._handover(env, api)
+        result = sync(
+            api,
+            objects,
+            commit=commit,
+            options=options,
+            state=store,
+            guard=lock.guard,
+            claimed_by=handover.claimed_by,
+            may_take_over=handover.may_take_over,
+        )
         result = _still_held(result, lock)
         if result.reason == LockLostError.reason:  # cut short: the new holder may have written since
             ledger = store.read_ledger(env.name)
@@ -260,7 +272,7 @@ class Reconciler:
         repair = to_repair(found, env.policy)
         if repair and self._may_repair(env, store, commit, lock):
             only = sync_options(self.config, env, only=repair, prune=False)
-            repaired = sync(api, objects, commit=commit, options=only, guard=lock.guard)
+            repaired = sync(api, objects, commit=commit, options=only, state=store, guard=lock.guard)
             outcome = replace(outcome, repaired=repaired)
             found = drift(api, objects, options)
         return replace(outcome, drift=found)
@@ -285,6 +297,13 @@ class Reconciler:
         timeout = env.health_timeout_s or default_timeout(o.manifest for o in objects)
         reads = LiveReads(api)
         return follow(changed, reads, timeout_s=timeout, poll_s=self.follow_settings.poll_s, stop=self.stopping).health
+
+    def _handover(self, env: EnvironmentConfig, api: ClusterApi) -> Handover:
+        def scope_of(group: str, kind: str) -> bool | None:
+            info = api.lookup(group, kind)
+            return None if info is None else info.namespaced
+
+        return Handover(self.config, self.snapshots, env, scope_of)
 
     def _drift_since_last(self, env: EnvironmentConfig, api: ClusterApi, ledger: Ledger) -> tuple[ObjectDrift, ...]:
         last = ledger.last_success()

@@ -264,9 +264,31 @@ class KubeClient:
             subject=ObjectKey.of(obj),
         )
 
-    def delete(self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background") -> bool:
-        """Delete; False when it was already gone."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+    def merge_patch(
+        self, info: ResourceInfo, namespace: str, name: str, patch: KubeObject, *, field_manager: str
+    ) -> None:
+        """A JSON merge patch (fields set to null are removed); a no-op when the object is gone."""
+        try:
+            self._request(
+                "PATCH",
+                info.path(namespace or None, name),
+                query={"fieldManager": field_manager},
+                body=patch,
+                content_type="application/merge-patch+json",
+                verb="patch",
+                subject=ObjectKey(info.group, info.kind, namespace, name),
+            )
+        except _NotFound:
+            return
+
+    def delete(
+        self, info: ResourceInfo, namespace: str, name: str, *, propagation: str = "Background", uid: str = ""
+    ) -> bool:
+        """Delete; False when it was already gone. With ``uid``, only that object: one recreated
+        since under the same name is left alone (ConflictError)."""
+        body: KubeObject = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
             self._request(
                 "DELETE",

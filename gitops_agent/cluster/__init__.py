@@ -8,6 +8,7 @@
 - ``wait``: CRDs until Established and served by discovery;
 - ``prune``: what the commit removed, only when it is still ours and unprotected;
 - ``state``: the agent's own records in the cluster (inventory and ledger ConfigMaps);
+- ``lock``: one writer per environment, the Lease a pass holds while it may write;
 - ``sync``: the one script that sequences them for a snapshot (``sync``), and the reads above it
   (``observe``, ``drift``).
 """

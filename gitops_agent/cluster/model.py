@@ -72,7 +72,8 @@ class SyncResult:
 
     @property
     def has_changes(self) -> bool:
-        return any(o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED) for o in self.objects)
+        written = (Action.CREATED, Action.CONFIGURED, Action.PRUNED, Action.RELEASED)
+        return any(o.action in written for o in self.objects)
 
     @property
     def wrote(self) -> bool:

@@ -23,7 +23,7 @@ from gitops_agent.cluster.apply import Applied, Guard, WaitForCrds, apply_in_sta
 from gitops_agent.cluster.model import ObjectPlan, Observation, SyncOptions, SyncResult
 from gitops_agent.cluster.plan import Plan, deferred_as_created, plan_sync
 from gitops_agent.cluster.prepare import inventoried, prepare_snapshot
-from gitops_agent.cluster.prune import plan_prunes, prune
+from gitops_agent.cluster.prune import ClaimedBy, nobody, plan_prunes, prune
 from gitops_agent.cluster.read import read_labelled, read_live
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.wait import wait_for_crds
@@ -31,7 +31,7 @@ from gitops_agent.core.drift import ObjectDrift, detect_drift
 from gitops_agent.core.inventory import Inventory, adoption, merge_inventories, stale_keys
 from gitops_agent.core.prepare import PreparedObject
 from gitops_agent.core.scope import ScopedObject, check_scope
-from gitops_agent.core.sync_rules import refuse_empty, refuse_foreign
+from gitops_agent.core.sync_rules import TakeOver, never, refuse_empty, refuse_foreign
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject, ObjectKey
 
@@ -44,11 +44,17 @@ def sync(
     options: SyncOptions,
     dry_run: bool = False,
     wait: WaitForCrds = wait_for_crds,
+    state: StateStore | None = None,
+    claimed_by: ClaimedBy = nobody,
+    may_take_over: TakeOver = never,
     guard: Guard = unguarded,
 ) -> SyncResult:
-    """Plan, dry-run, apply and prune one environment's snapshot. Never raises GitOpsError."""
+    """Plan, dry-run, apply and prune one environment's snapshot. Never raises GitOpsError.
+    ``state``: where the inventory is kept, with the agent's own identity when ``api`` acts as the
+    environment's ServiceAccount (default: through ``api``). ``claimed_by`` and ``may_take_over``
+    hand an object over between environments (see ``prune`` and ``core.sync_rules.refuse_foreign``)."""
     o = options
-    store = StateStore(api, namespace=o.agent_namespace, field_manager=o.field_manager)
+    store = state or StateStore(api, namespace=o.agent_namespace, field_manager=o.field_manager)
     try:
         # Resolve scopes, default namespaces, label and hash every object; refuse what leaves the
         # environment's boundary (the whole snapshot, before any write).
@@ -60,12 +66,13 @@ def sync(
         refuse_empty(o.environment, prepared, inventory, allow_empty=o.allow_empty)
         # Read the live objects once per kind and namespace; never take over another environment's.
         live = read_live(api, prepared)
-        refuse_foreign(o.environment, prepared, live)
+        refuse_foreign(o.environment, prepared, live, may_take_over=may_take_over)
         # Compare locally; ask the server (dry-run) only where the local compare can't decide.
         plan = plan_sync(api, prepared, live, o)
         if dry_run:
             plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
-            return _result(o, commit, True, plan, plan_prunes(api, stale, o))
+            adopted = inventory.adopted if inventory else frozenset()
+            return _result(o, commit, True, plan, plan_prunes(api, stale, o, adopted=adopted, claimed_by=claimed_by))
         # Record what this pass may write before it writes: a failure half way loses no object.
         guard()
         recorded = _record_tracked(store, o.environment, inventory, plan.prepared, live)
@@ -74,7 +81,7 @@ def sync(
         plan = apply_in_stages(api, plan, live, o, applied, wait=wait, guard=guard)
         # Prune only after every apply succeeded.
         guard()
-        prunes = prune(api, stale, o)
+        prunes = prune(api, stale, o, adopted=inventory.adopted if inventory else frozenset(), claimed_by=claimed_by)
         guard()
         _write_inventory(
             store, o.environment, commit, plan.prepared, prunes, old=inventory, recorded=recorded, live=live

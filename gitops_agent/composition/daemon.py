@@ -63,7 +63,7 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         agent,
         metrics=metrics,
         options=SchedulerOptions(identity=identity, shutdown_timeout_s=options.shutdown_timeout_s),
-        probe=cluster_probe(agent.clusters.kube, config),
+        probe=cluster_probe(agent.clusters.agent_kube, config),
         relay=PushRelay(lease_kube, lease).relay if lease_kube is not None else None,
         previewer=_previewer(agent, github),
     )

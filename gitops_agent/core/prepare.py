@@ -154,19 +154,3 @@ def namespace_manifest(name: str, environment: str) -> KubeObject:
         "kind": "Namespace",
         "metadata": {"name": name, "labels": {ENV_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY}},
     }
-
-
-def prune_verdict(live: KubeObject | None, environment: str) -> str | None:
-    """Why a stale inventory entry must NOT be deleted, or None when deleting it is safe."""
-    if live is None:
-        return "already gone"
-    meta = live.get("metadata") or {}
-    if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
-        return f"protected by annotation {PRUNE_ANNOTATION}: disabled"
-    owner = (meta.get("labels") or {}).get(ENV_LABEL)
-    if owner != environment:
-        holder = f"environment {owner!r}" if owner else "nobody (label removed)"
-        return f"labelled as managed by {holder}, not {environment!r}; left in place"
-    if meta.get("deletionTimestamp"):
-        return "already being deleted"
-    return None

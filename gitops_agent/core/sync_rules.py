@@ -4,7 +4,7 @@ on their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from gitops_agent.core.diff import covers
 from gitops_agent.core.inventory import Inventory
@@ -26,11 +26,27 @@ def refuse_empty(
         )
 
 
-def refuse_foreign(environment: str, prepared: Iterable[PreparedObject], live: Mapping[ObjectKey, KubeObject]) -> None:
-    """Two environments must never manage one object: refuse one labelled for another environment."""
+#: may this environment take over an object labelled for ``owner``? (yes when ``owner``'s own
+#: snapshot no longer has it: the same commit moved it here, a hand-over)
+TakeOver = Callable[[str, ObjectKey], bool]
+
+
+def never(owner: str, key: ObjectKey) -> bool:
+    return False
+
+
+def refuse_foreign(
+    environment: str,
+    prepared: Iterable[PreparedObject],
+    live: Mapping[ObjectKey, KubeObject],
+    *,
+    may_take_over: TakeOver = never,
+) -> None:
+    """Two environments must never manage one object: refuse one labelled for another environment,
+    unless that environment gave it up (a hand-over)."""
     for p in prepared:
         owner = ((live.get(p.key) or {}).get("metadata") or {}).get("labels", {}).get(ENV_LABEL)
-        if owner and owner != environment:
+        if owner and owner != environment and not may_take_over(owner, p.key):
             raise ValidationError(
                 f"{p.source}: {p.key} is already managed by environment {owner!r}; "
                 "two environments must not manage the same object"
@@ -46,10 +62,18 @@ def settled(
         return False
     if only is not None and p.key not in only:
         return True
+    if _owner(live) != _owner(p.manifest):
+        return False  # another environment's, or released: taking it over is a write
     applied_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_HASH_ANNOTATION)
     if not force and only is None and p.manifest_hash and applied_hash == p.manifest_hash:
         return True
     return covers(p.manifest, live)
+
+
+def _owner(obj: KubeObject) -> str | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    owner = labels.get(ENV_LABEL)
+    return str(owner) if owner is not None else None
 
 
 def waits_for_first_stage(p: PreparedObject, *, kind_served: bool, new_namespaces: set[str]) -> bool:

@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 
 from gitops_agent.agent import Agent
+from gitops_agent.config import parse_config
+from gitops_agent.core.prepare import ENV_LABEL
+from gitops_agent.reconcile import FollowSettings
 from tests.integration.conftest import AgentFactory
-from tests.support.builders import ConfigRepo, configmap, deployment, make_config, widget_crd
+from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment, make_config, widget_crd
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +111,52 @@ def test_a_cluster_scoped_custom_kind_is_judged_once_the_server_says_it_is_clust
         assert allowed.sync_all("dev")[0].ok
     finally:
         ext.delete_custom_resource_definition(f"widgets.{group}")
+
+
+def pvc(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+@pytest.mark.parametrize("first", ["dev", "prod"])
+def test_objects_moved_between_environments_in_one_commit_are_handed_over_not_recreated(
+    repo: ConfigRepo,
+    names: dict[str, str],
+    tmp_path: Path,
+    agent_factory: AgentFactory,
+    api_client: k8s.ApiClient,
+    first: str,
+) -> None:
+    shared = names["dev"]
+    both = {"namespaces": [names["dev"], names["prod"]]}
+    moved = [in_namespace(configmap("moved", {"k": "v"}), shared), pvc("data", shared)]
+    repo.write("environments/dev/app.yaml", [configmap("settings", {}), *moved])
+    repo.write("environments/prod/app.yaml", [configmap("settings", {})])
+    repo.commit("in dev")
+    text = yaml.safe_load(config_yaml(repo, names, tmp_path, scope=both))
+    text["environments"][1]["scope"] = both
+    # a claim stays Pending without a provisioner: don't follow rollouts
+    agent = agent_factory(parse_config(yaml.safe_dump(text), source="test.yaml"), follow=FollowSettings(enabled=False))
+    assert all(r.ok for r in agent.sync_all())
+    core = k8s.CoreV1Api(api_client)
+    uids = (core.read_namespaced_config_map("moved", shared).metadata.uid,
+            core.read_namespaced_persistent_volume_claim("data", shared).metadata.uid)  # fmt: skip
+
+    repo.write("environments/dev/app.yaml", [configmap("settings", {})])
+    repo.write("environments/prod/app.yaml", [configmap("settings", {}), *moved])
+    repo.commit("moved to prod")
+    order = ["dev", "prod"] if first == "dev" else ["prod", "dev"]
+    results = {name: agent.sync_all(name)[0] for name in order}
+    assert all(r.ok for r in results.values()), {n: r.error for n, r in results.items()}
+    cm = core.read_namespaced_config_map("moved", shared)
+    claim = core.read_namespaced_persistent_volume_claim("data", shared)
+    assert (cm.metadata.uid, claim.metadata.uid) == uids, "handed over, not deleted and recreated"
+    assert cm.metadata.labels[ENV_LABEL] == "prod" == claim.metadata.labels[ENV_LABEL]
+    assert cm.metadata.deletion_timestamp is None and claim.metadata.deletion_timestamp is None
+    # and dev no longer counts them as its own
+    again = agent.sync_all("dev")[0]
+    assert again.ok and not [o for o in (again.sync.objects if again.sync else ()) if o.key.name in ("moved", "data")]

@@ -10,11 +10,9 @@ from gitops_agent.core.inventory import Inventory, inventory_configmap, parse_in
 from gitops_agent.core.prepare import (
     ENV_LABEL,
     MANIFEST_HASH_ANNOTATION,
-    PRUNE_ANNOTATION,
     manifest_hash,
     prepare,
     prune_order,
-    prune_verdict,
 )
 from gitops_agent.errors import ClusterError, ValidationError
 from gitops_agent.model import DesiredObject, ObjectKey
@@ -95,26 +93,6 @@ def test_apply_order_puts_namespaces_and_crds_first_and_prune_order_reverses() -
     kinds = [p.key.kind for p in prepared]
     assert kinds == ["Namespace", "ClusterRole", "ConfigMap", "Deployment"]
     assert [k.kind for k in prune_order(p.key for p in prepared)] == kinds[::-1]
-
-
-def live(labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": "x", "labels": labels or {}, "annotations": annotations or {}}}
-
-
-@pytest.mark.parametrize(
-    ("live_obj", "verdict"),
-    [
-        (live({ENV_LABEL: "dev"}), None),
-        (None, "already gone"),
-        (live({ENV_LABEL: "dev"}, {PRUNE_ANNOTATION: "disabled"}), "protected by annotation"),
-        (live({ENV_LABEL: "prod"}), "managed by environment 'prod'"),
-        (live({}), "nobody (label removed)"),
-    ],
-    ids=["ours", "gone", "protected", "other-env", "unlabelled"],
-)
-def test_prune_verdict(live_obj: dict[str, Any] | None, verdict: str | None) -> None:
-    got = prune_verdict(live_obj, "dev")
-    assert got == verdict if verdict is None else verdict in (got or "")
 
 
 def test_inventory_round_trips_through_a_configmap() -> None:

@@ -17,7 +17,11 @@ NS = ObjectKey("", "Namespace", "", "shop")
 def prepared(
     key: ObjectKey, data: dict[str, str] | None = None, digest: str = "h1", *, inventoried: bool = True
 ) -> PreparedObject:
-    manifest: KubeObject = {"apiVersion": "v1", "kind": key.kind, "metadata": {"name": key.name}}
+    manifest: KubeObject = {
+        "apiVersion": "v1",
+        "kind": key.kind,
+        "metadata": {"name": key.name, "labels": {ENV_LABEL: "dev"}},
+    }
     if key.namespace:
         manifest["metadata"]["namespace"] = key.namespace
     if data is not None:
@@ -54,6 +58,7 @@ def test_settled_objects_are_not_applied() -> None:
     assert not settled(p, None)
     assert settled(p, live(CFG, {"a": "changed by hand"}, digest="h1")), "same intent: drift alone is not re-applied"
     assert not settled(p, live(CFG, {"a": "changed by hand"}, digest="h1"), force=True)
+    assert not settled(p, live(CFG, {"a": "1"}, digest="h1", env="prod")), "taking it over is a write"
     assert settled(p, live(CFG, {"a": "1"}, digest="old")), "live already covers the manifest"
     assert not settled(p, live(CFG, {"a": "2"}, digest="old"))
     assert settled(p, live(CFG, {"a": "2"}, digest="old"), only=frozenset()), "not among the objects asked for"
