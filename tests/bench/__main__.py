@@ -10,6 +10,9 @@ then measures four scenarios, each as the median wall time of several runs of a 
 2. ``no-change``:    ``gitops-agent sync``  vs  ``kubectl diff --server-side -f DIR -R``
 3. ``change-1pct``:  ``gitops-agent sync``  vs  ``kubectl diff`` + ``kubectl apply`` (1% changed)
 4. ``drift-1pct``:   ``gitops-agent drift`` vs  ``kubectl diff --server-side`` (1% drifted by hand)
+5. ``prune-10pct``:  ``gitops-agent sync`` vs  ``kubectl delete -f`` (10% removed from git), after
+   which the live objects and the inventory are checked to be exactly what git holds (``make bench
+   N=25000`` is issue 13's "25,000 objects applied, inventoried and pruned correctly")
 
 Each tool works in namespaces of its own, so neither sees the other's objects. Figures are
 printed as a table and written to ``.bench/latest.json``. Not a test: nothing here asserts speed.
@@ -30,6 +33,10 @@ from typing import Any
 
 import yaml
 
+from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.cluster.api import ClusterApi
+from gitops_agent.cluster.state import StateStore
+from gitops_agent.core.prepare import ENV_LABEL
 from tests.support.builders import widget_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +44,7 @@ GROUP = "bench.gitops-agent.dev"
 CRD = widget_crd(GROUP)
 # as the agent does: server-side apply under a manager of its own, taking fields from others
 KUBECTL_SSA = ("--server-side", "--force-conflicts", "--field-manager=kubectl-bench")
+_GROUPS = {"Deployment": "apps", "Role": "rbac.authorization.k8s.io"}
 # per 20 objects: what a typical service namespace holds
 MIX = [
     ("Deployment", 3),
@@ -296,8 +304,46 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
     agent_runs = [b.agent_run(config, "drift") for _ in range(runs)]
     kubectl_runs = [b.kubectl_diff(kdir, changes=True) for _ in range(runs)]
     out.append(record("drift-1pct", n, agent_runs, kubectl_runs))
+
+    # 5. 10% removed from git: the agent prunes them; kubectl deletes them by file. Then check that
+    # what is live and what the inventory holds is exactly what git says.
+    verify(b.kubeconfig, ns_agent, expected=n)
+    kept, removed = split_every(generate(n, runs, changed), 10)
+    write_manifests(repo / "env", kept, None)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "remove 10%")
+    agent_run = b.agent_run(config, "sync")
+    write_manifests(kdir / "removed", removed, ns_kubectl)
+    kubectl_run = b.kubectl_run("delete", "-f", str(kdir / "removed"), "-R", "--wait=false")
+    out.append(record("prune-10pct", n, [agent_run], [kubectl_run]))
+    verify(b.kubeconfig, ns_agent, expected=len(kept))
     b.reset(ns_agent, ns_kubectl)
     return out
+
+
+def split_every(objects: list[dict[str, Any]], k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every k-th object removed; the rest kept."""
+    return [o for i, o in enumerate(objects) if i % k], [o for i, o in enumerate(objects) if not i % k]
+
+
+def verify(kubeconfig: str, namespace: str, *, expected: int) -> None:
+    """Exactly ``expected`` objects carry the environment's label in its namespace, and the inventory
+    holds exactly them (not the Namespace itself, which is never inventoried); raise otherwise."""
+    kube = KubeClient.connect(kubeconfig=kubeconfig)
+    try:
+        api = ClusterApi(kube)
+        live = 0
+        for kind, _ in MIX:
+            info = api.lookup(GROUP if kind == "Widget" else _GROUPS.get(kind, ""), kind)
+            assert info is not None, kind
+            live += len(kube.list(info, namespace=namespace, label_selector=f"{ENV_LABEL}=bench"))
+        inventory = StateStore(api, namespace="bench-agent-state", field_manager="gitops-agent").read_inventory("bench")
+        held = len(inventory.keys) if inventory else 0
+    finally:
+        kube.close()
+    if (live, held) != (expected, expected):
+        raise SystemExit(f"bench {namespace}: {live} live and {held} inventoried objects, expected {expected} of each")
+    print(f"verified {namespace}: {live} objects live, {held} inventoried", flush=True)
 
 
 def print_table(records: list[Record]) -> None:
@@ -335,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in (int(x) for x in args.n.split(",")):
         runs = 1 if n >= 5000 else args.runs
         records += bench_n(b, n, runs)
-        print_table(records[-4:])
+        print_table(records[-5:])
         print()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps([asdict(r) for r in records], indent=2))
