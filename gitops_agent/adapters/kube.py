@@ -252,17 +252,21 @@ class KubeClient:
 
     def replace(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
         """Update with optimistic concurrency: ``metadata.resourceVersion`` must be current, else
-        ConflictError (Leases: two replicas race to renew or take over)."""
+        ConflictError (Leases: two replicas race to renew or take over). An object deleted since it
+        was read is a conflict too: the caller reads again (and creates it)."""
         meta = obj.get("metadata") or {}
-        return self._request(
-            "PUT",
-            info.path(meta.get("namespace"), meta["name"]),
-            query={"fieldManager": field_manager},
-            body=obj,
-            content_type="application/json",
-            verb="update",
-            subject=ObjectKey.of(obj),
-        )
+        try:
+            return self._request(
+                "PUT",
+                info.path(meta.get("namespace"), meta["name"]),
+                query={"fieldManager": field_manager},
+                body=obj,
+                content_type="application/json",
+                verb="update",
+                subject=ObjectKey.of(obj),
+            )
+        except _NotFound as exc:
+            raise ConflictError(f"{ObjectKey.of(obj)}: deleted since it was read") from exc
 
     def merge_patch(
         self, info: ResourceInfo, namespace: str, name: str, patch: KubeObject, *, field_manager: str
