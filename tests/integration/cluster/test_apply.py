@@ -3,11 +3,14 @@ apply refused half way leaves what it wrote in the inventory, with nothing prune
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from kubernetes import client as k8s
 
 from gitops_agent.cluster import ClusterApi, SyncOptions, sync
 from gitops_agent.cluster.state import StateStore
+from gitops_agent.core.scope import Scope
 from gitops_agent.model import Action, ObjectKey
 from tests.integration.cluster.conftest import Deny
 from tests.integration.cluster.support import desired, dry_run_create
@@ -22,7 +25,8 @@ def test_a_crd_and_its_custom_resources_in_a_new_namespace_apply_in_one_sync(
     group = f"w{names['agent'].split('-')[1]}.example.com"
     widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}
     try:
-        result = sync(api, desired(widget_crd(group), widget), commit="c1", options=options)
+        scope = Scope(namespaces=(names["dev"],), cluster_kinds=("CustomResourceDefinition",))
+        result = sync(api, desired(widget_crd(group), widget), commit="c1", options=replace(options, scope=scope))
         assert result.ok, result.error
         actions = {str(o.key): o.action for o in result.objects}
         assert actions[f"Widget/{names['dev']}/w"] is Action.CREATED
