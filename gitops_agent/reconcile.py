@@ -159,7 +159,8 @@ class Reconciler:
             result = self._reconcile(env, commit, request)
         except GitOpsError as exc:
             result = PassResult(env.name, commit, FAILED, error=str(exc), reason=exc.reason)
-        if not request.dry_run:
+        # A pass locked out by another writer says nothing about the commit: that writer reports it.
+        if not request.dry_run and result.reason != LockedError.reason:
             self._tell(lambda listener: listener.finished(result))
         return result
 

@@ -133,6 +133,16 @@ def dev_objects(api_client: k8s.ApiClient, names: dict[str, str], group: str) ->
     return found
 
 
+class Heard:
+    def __init__(self, heard: list[PassResult]) -> None:
+        self.heard = heard
+
+    def applying(self, environment: str, commit: str) -> None: ...
+
+    def finished(self, result: PassResult) -> None:
+        self.heard.append(result)
+
+
 def test_a_sync_while_another_pass_writes_is_refused_naming_the_holder_and_the_lock_is_released_after(
     repo: ConfigRepo,
     names: dict[str, str],
@@ -146,7 +156,10 @@ def test_a_sync_while_another_pass_writes_is_refused_naming_the_holder_and_the_l
     first = repo.commit("first")
     config = make_config(repo, names, tmp_path, scope=crd_scope(names))
     daemon = agent_factory(config, identity="daemon-0-aaaaaa")
-    laptop = agent_factory(config, identity="laptop-alice-bbbbbb", lock=LockSettings(wait_s=1.5))
+    heard: list[PassResult] = []
+    laptop = agent_factory(
+        config, identity="laptop-alice-bbbbbb", lock=LockSettings(wait_s=1.5), listeners=[Heard(heard)]
+    )
     dev = config.environment("dev")
 
     held = Background(lambda: daemon.sync_all("dev")[0])
@@ -163,6 +176,7 @@ def test_a_sync_while_another_pass_writes_is_refused_naming_the_holder_and_the_l
     assert list(laptop.clusters.kube(dev).writes) == [], "the refused sync wrote nothing at all"
     assert dev_objects(api_client, names, gate.group) == before
     assert ledger(laptop).entries == (), "nor did it record anything"
+    assert heard == [], "a locked-out pass says nothing about the commit (no status, no chat): the holder reports it"
 
     gate.open()
     done = held.result()
