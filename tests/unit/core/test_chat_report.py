@@ -28,7 +28,7 @@ from gitops_agent.core.report import (
     EnvironmentReport,
     Phase,
 )
-from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
+from gitops_agent.model import ObjectKey
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 API = ObjectKey("apps", "Deployment", "shop", "api")
@@ -37,13 +37,6 @@ HPA_FIELD = DriftedField("/spec/replicas", 3, 5, "kube-controller-manager", "202
 EDIT_FIELD = DriftedField(
     "/spec/template/spec/containers/0/image", "api:1.2", "api:1.3", "kubectl-edit", "2024-05-01T11:00:00Z", False
 )
-
-
-def changes(**counts: int) -> ChangeSet:
-    out = []
-    for action, n in counts.items():
-        out += [Change(ObjectKey("", "ConfigMap", "shop", f"{action}-{i}"), Action(action)) for i in range(n)]
-    return ChangeSet.of(out)
 
 
 def report(phase: Phase, **kw: Any) -> EnvironmentReport:

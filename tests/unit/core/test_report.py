@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from gitops_agent.core.chat_report import (
-    DriftSummary,
-)
-from gitops_agent.core.drift import DriftedField, ObjectDrift
 from gitops_agent.core.report import (
     DESCRIPTION_LIMIT,
     EnvironmentReport,
@@ -22,12 +17,6 @@ from gitops_agent.core.report import (
 from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-API = ObjectKey("apps", "Deployment", "shop", "api")
-SECRET = ObjectKey("", "Secret", "shop", "db")
-HPA_FIELD = DriftedField("/spec/replicas", 3, 5, "kube-controller-manager", "2024-05-01T10:00:00Z", True)
-EDIT_FIELD = DriftedField(
-    "/spec/template/spec/containers/0/image", "api:1.2", "api:1.3", "kubectl-edit", "2024-05-01T11:00:00Z", False
-)
 
 
 def changes(**counts: int) -> ChangeSet:
@@ -39,14 +28,6 @@ def changes(**counts: int) -> ChangeSet:
 
 def report(phase: Phase, **kw: Any) -> EnvironmentReport:
     return EnvironmentReport(environment="prod", commit=SHA, phase=phase, **kw)
-
-
-def summary(*objects: ObjectDrift, env: str = "prod") -> DriftSummary:
-    return DriftSummary(env, SHA, tuple(objects))
-
-
-def all_text(payload: Any) -> str:
-    return json.dumps(payload, ensure_ascii=False)
 
 
 # --- commit statuses --------------------------------------------------------------------------
