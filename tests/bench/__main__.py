@@ -313,8 +313,9 @@ def bench_n(b: Bench, n: int, runs: int) -> list[Record]:
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "remove 10%")
     agent_run = b.agent_run(config, "sync")
-    write_manifests(kdir / "removed", removed, ns_kubectl)
-    kubectl_run = b.kubectl_run("delete", "-f", str(kdir / "removed"), "-R", "--wait=false")
+    gone = work / "kubectl-removed"  # not under kdir: later runs diff kdir
+    write_manifests(gone, removed, ns_kubectl)
+    kubectl_run = b.kubectl_run("delete", "-f", str(gone), "-R", "--wait=false")
     out.append(record("prune-10pct", n, [agent_run], [kubectl_run]))
     verify(b.kubeconfig, ns_agent, expected=len(kept))
     b.reset(ns_agent, ns_kubectl)
