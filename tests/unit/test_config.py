@@ -135,22 +135,12 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
 # --- promotion: which fields besides images carry a release's identity ---------------------------
 
 
-PROMOTION_BASE = """
-repo:
-  url: https://github.com/acme/config.git
-environments:
-  - name: dev
-    path: environments/dev
-    namespace: shop-dev
-"""
-
-
 def test_promotion_is_optional_and_empty_by_default() -> None:
-    assert parse_config(PROMOTION_BASE, source="a.yaml").promotion == PromotionConfig()
+    assert parse_config(MINIMAL, source="a.yaml").promotion == PromotionConfig()
 
 
 def test_promotable_fields_are_read_in_order() -> None:
-    text = PROMOTION_BASE + (
+    text = MINIMAL + (
         "promotion:\n"
         "  fields:\n"
         "    - {kind: Deployment, path: /metadata/annotations/acme.io~1version}\n"
@@ -175,7 +165,7 @@ def test_promotable_fields_are_read_in_order() -> None:
 )
 def test_mistakes_name_the_key(promotion: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        parse_config(PROMOTION_BASE + f"promotion: {promotion}\n", source="a.yaml")
+        parse_config(MINIMAL + f"promotion: {promotion}\n", source="a.yaml")
 
 
 # --- boundaries: scope, service_account, prune_allow -------------------------------------------
