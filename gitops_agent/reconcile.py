@@ -40,7 +40,7 @@ from gitops_agent.core.pass_rules import (
 from gitops_agent.errors import GitOpsError
 from gitops_agent.handover import Handover
 from gitops_agent.model import Action, DesiredObject, Health
-from gitops_agent.rollout import default_timeout, follow
+from gitops_agent.rollout import RolloutProgress, default_timeout, follow
 from gitops_agent.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class PassRequest:
     rolled_back_from: str = ""
     #: the fetch already failed: the pass fails with it
     fetch_error: GitOpsError | None = None
+    #: the person who approved this apply (a GitHub login): recorded in the ledger
+    approved_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,11 @@ class FollowSettings:
     #: after an apply, follow the rollout to the end (``sync --no-wait`` turns it off)
     enabled: bool = True
     poll_s: float = 2.0
+    #: how long to follow before calling the rollout failed (``sync --timeout``); None: the
+    #: environment's ``health_timeout``, else the longest progress deadline plus a margin
+    timeout_s: float | None = None
+    #: told after every look at the rollout (``sync`` prints progress lines from it)
+    progress: Callable[[str, RolloutProgress], None] | None = None
 
 
 def sync_options(config: Config, env: EnvironmentConfig, **overrides: Any) -> SyncOptions:
@@ -248,6 +255,7 @@ class Reconciler:
             agent_version=__version__,
             forced=request.force,
             rolled_back_from=request.rolled_back_from,
+            approved_by=request.approved_by,
         )
         if entry is not None:
             store.write_ledger(env.name, ledger.record(entry))
@@ -295,9 +303,14 @@ class Reconciler:
         changed = [o.key for o in result.objects if o.action in (Action.CREATED, Action.CONFIGURED)]
         if not changed or not self.follow_settings.enabled:
             return None
-        timeout = env.health_timeout_s or default_timeout(o.manifest for o in objects)
+        settings = self.follow_settings
+        timeout = settings.timeout_s or env.health_timeout_s or default_timeout(o.manifest for o in objects)
+        tell = settings.progress
+        progress = None if tell is None else (lambda seen: tell(env.name, seen))
         reads = LiveReads(api)
-        return follow(changed, reads, timeout_s=timeout, poll_s=self.follow_settings.poll_s, stop=self.stopping).health
+        return follow(
+            changed, reads, timeout_s=timeout, poll_s=settings.poll_s, stop=self.stopping, progress=progress
+        ).health
 
     def _handover(self, env: EnvironmentConfig, api: ClusterApi) -> Handover:
         def scope_of(group: str, kind: str) -> bool | None:

@@ -47,6 +47,15 @@ class LiveView:
 
 
 @dataclass(frozen=True)
+class RolloutProgress:
+    """One look at a rollout still being followed: each object's health, and how long it has been."""
+
+    objects: tuple[ObjectHealth, ...]
+    elapsed_s: float
+    timeout_s: float
+
+
+@dataclass(frozen=True)
 class RolloutResult:
     status: HealthStatus
     objects: tuple[ObjectHealth, ...]
@@ -107,6 +116,7 @@ def follow(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
+    progress: Callable[[RolloutProgress], None] | None = None,
 ) -> RolloutResult:
     """Poll until every object is Current, one is Failed, or ``timeout_s`` passes. ``stop`` (the
     agent shutting down) ends the wait early: following is only watching, safe to abandon."""
@@ -124,6 +134,8 @@ def follow(
             stuck = health_of(stuck_keys, reader, explain=frozenset(HealthStatus) - {HealthStatus.CURRENT})
             message = f"timed out after {timeout_s:.0f}s: " + "; ".join(f"{o.key}: {o.message}" for o in stuck)
             return RolloutResult(HealthStatus.FAILED, objects, message, elapsed)
+        if progress is not None:
+            progress(RolloutProgress(objects, elapsed, timeout_s))
         sleep(poll_s)
 
 

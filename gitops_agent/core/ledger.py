@@ -42,6 +42,8 @@ class LedgerEntry:
     snapshot_hash: str = ""  # digest of every rendered manifest: equal digests, equal snapshots
     #: set by ``gitops-agent rollback --now``: the branch commit whose snapshot this older one replaced
     rolled_back_from: str = ""
+    #: who approved applying this commit to a ``manual`` environment (a GitHub login), when a person did
+    approved_by: str = ""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ def ledger_entry(
     agent_version: str,
     forced: bool = False,
     rolled_back_from: str = "",
+    approved_by: str = "",
 ) -> LedgerEntry | None:
     """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
     last = ledger.entries[-1] if ledger.entries else None
@@ -70,6 +71,7 @@ def ledger_entry(
         message=message,
         forced=forced,
         rolled_back_from=rolled_back_from,
+        approved_by=approved_by,
     )
 
 
