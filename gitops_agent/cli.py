@@ -1,8 +1,15 @@
 """Command line: ``gitops-agent sync|diff|drift|status|history|validate|run`` (and the proposals:
 ``promote``, ``rollback``, ``preview``, registered from ``cli_proposals``).
 
-Exit codes follow ``kubectl diff``: 0 nothing to change (or success), 1 changes found (``diff``)
-or an environment failed (other commands), 2 and above usage or configuration errors.
+Exit codes (the README lists them too):
+
+- 0: success; ``diff``: nothing to change;
+- 1: ``diff`` found changes (as ``kubectl diff``); other commands: an environment failed (its pass,
+  its render, its health for ``health``);
+- 2: usage or configuration error (a bad flag, an unreadable config), or ``diff``/``drift`` could
+  not answer for an environment;
+- 3: ``sync`` applied, but a rollout it followed failed or timed out (health ``Failed``); a failed
+  pass (1) wins over it.
 Every command that reads state accepts ``--output json``; the field names are documented in the
 README and kept stable.
 """
@@ -15,7 +22,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, TextIO
 
 from gitops_agent import __version__, cli_proposals
 from gitops_agent.agent import Agent
@@ -30,14 +38,19 @@ from gitops_agent.present import (
     format_health,
     format_history,
     format_pass,
+    format_progress,
     format_status,
     health_json,
     history_json,
     pass_json,
     status_row_json,
 )
+from gitops_agent.reconcile import FollowSettings, PassResult
+from gitops_agent.rollout import RolloutProgress
 
-EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR, EXIT_ROLLOUT_FAILED = 0, 1, 2, 3
+#: while a rollout is followed, ``sync`` prints a progress line at least this often
+PROGRESS_EVERY_S = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="plan and validate with the server; write nothing")
     sync.add_argument("--force", action="store_true", help="re-apply the commit even if it was applied before")
     sync.add_argument("--no-wait", action="store_true", help="don't follow the rollout after applying")
+    sync.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="DURATION",
+        help="how long to follow the rollout before calling it failed: 90s, 5m (default: the environment's "
+        "health_timeout, else the longest progressDeadlineSeconds plus 30s)",
+    )
 
     health = sub.add_parser("health", parents=[common], help="every object of an environment with its health")
     health.add_argument("--env", required=True)
@@ -101,6 +121,13 @@ def _seconds(value: str) -> float:
     return float(match[1]) * (60.0 if match[2] == "m" else 1.0)
 
 
+def _positive_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, such as 90s or 5m, got {value!r}")
+    return seconds
+
+
 def _add_global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """``--config`` and friends, before the command or after it. After it they are the command's
     own flags with no default (SUPPRESS), so they override a value given before, never reset it."""
@@ -129,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kubeconfig=args.kubeconfig,
             report=_applies(args),
             github=_applies(args) or (args.command in cli_proposals.COMMANDS and not getattr(args, "dry_run", False)),
-            follow=not getattr(args, "no_wait", False),
+            follow=_follow_settings(args),
             lock_wait_s=getattr(args, "lock_timeout", None),
         )
     except GitOpsError as exc:
@@ -150,6 +177,38 @@ def _applies(args: argparse.Namespace) -> bool:
     if getattr(args, "dry_run", False):
         return False
     return args.command == "sync" or (args.command == "rollback" and bool(args.now))
+
+
+def _follow_settings(args: argparse.Namespace) -> FollowSettings:
+    """``--no-wait``, ``--timeout``; ``sync`` says how the rollout goes while it follows it."""
+    if args.command != "sync":
+        return FollowSettings(enabled=not getattr(args, "no_wait", False))
+    settings = FollowSettings(enabled=not args.no_wait, timeout_s=args.timeout)
+    return replace(settings, progress=ProgressLines(every_s=PROGRESS_EVERY_S, poll_s=settings.poll_s))
+
+
+class ProgressLines:
+    """Prints ``present.format_progress`` to stderr: at the first look at an environment's rollout,
+    then at least every ``every_s``. The follower looks every ``poll_s``, so a line is printed once
+    waiting for the next look would leave more than ``every_s`` since the last one."""
+
+    def __init__(self, *, every_s: float, poll_s: float, stream: TextIO | None = None) -> None:
+        self.every_s, self.poll_s = every_s, poll_s
+        self._stream = stream
+        self._last: dict[str, float] = {}
+
+    def __call__(self, environment: str, progress: RolloutProgress) -> None:
+        if not progress_due(self._last.get(environment), progress.elapsed_s, self.every_s - self.poll_s):
+            return
+        self._last[environment] = progress.elapsed_s
+        # sys.stderr looked up now: tests (and CLIs embedding this one) swap it
+        print(format_progress(environment, progress), file=self._stream or sys.stderr, flush=True)
+
+
+def progress_due(last_s: float | None, elapsed_s: float, gap_s: float) -> bool:
+    """A line is due at the first look (``last_s`` None, or a new rollout whose clock restarted)
+    and once ``gap_s`` has passed since the last one."""
+    return last_s is None or elapsed_s < last_s or elapsed_s - last_s >= gap_s
 
 
 def _write_stats(agent: Agent) -> None:
@@ -193,7 +252,16 @@ def _sync(w: Wiring, args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(format_pass(r))
-    return EXIT_OK if all(r.ok for r in results) else EXIT_CHANGES
+    return sync_exit_code(results)
+
+
+def sync_exit_code(results: Sequence[PassResult]) -> int:
+    """1 when a pass failed; else 3 when a rollout it followed failed or timed out; else 0."""
+    if not all(r.ok for r in results):
+        return EXIT_CHANGES
+    if any(r.health is not None and r.health.status is HealthStatus.FAILED for r in results):
+        return EXIT_ROLLOUT_FAILED
+    return EXIT_OK
 
 
 def _diff(w: Wiring, args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gitops_agent.cluster import ObjectPlan, SyncResult
     from gitops_agent.queries import EnvironmentStatus, HistoryEntry
     from gitops_agent.reconcile import PassResult
+    from gitops_agent.rollout import RolloutProgress
 
 
 # --- drift counts ---------------------------------------------------------------------------------
@@ -205,6 +206,30 @@ def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
         lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
         lines += [f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}" for c in h.commits]
     return "\n".join(lines)
+
+
+#: how many of the objects not yet Current a progress line names
+PROGRESS_NAMED = 3
+#: the worst first: what a person waiting should read about first
+_WAITING_ORDER = (HealthStatus.FAILED, HealthStatus.IN_PROGRESS, HealthStatus.UNKNOWN)
+
+
+def format_progress(environment: str, progress: RolloutProgress) -> str:
+    """One plain line while a rollout is followed (stderr, on a terminal and in CI logs alike):
+    ``dev: rollout 1/3 Current, 12s of 630s; waiting for Deployment/dev/api: 0/2 replicas available;
+    …``. The objects named are the worst ones still waiting, with their health messages."""
+    objects = progress.objects
+    current = sum(1 for o in objects if o.status is HealthStatus.CURRENT)
+    head = (
+        f"{environment}: rollout {current}/{len(objects)} Current, "
+        f"{progress.elapsed_s:.0f}s of {progress.timeout_s:.0f}s"
+    )
+    waiting = [o for status in _WAITING_ORDER for o in objects if o.status is status]
+    if not waiting:
+        return head
+    named = "; ".join(f"{o.key}: {o.message}" for o in waiting[:PROGRESS_NAMED])
+    more = f"; and {len(waiting) - PROGRESS_NAMED} more" if len(waiting) > PROGRESS_NAMED else ""
+    return f"{head}; waiting for {named}{more}"
 
 
 def format_health(environment: str, commit: str, overall: HealthStatus, objects: Sequence[ObjectHealth]) -> str:

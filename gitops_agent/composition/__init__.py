@@ -163,19 +163,20 @@ def command_wiring(
     kubeconfig: str | None,
     report: bool,
     github: bool,
-    follow: bool = True,
+    follow: FollowSettings | None = None,
     lock_wait_s: float | None = None,
 ) -> Wiring:
     """``report``: the command applies (``sync``, ``rollback --now``), so GitHub and chat hear of it;
-    ``github``: it talks to GitHub (credentials are read only then); ``lock_wait_s``: how long a pass
-    waits for another holder of its environment's lock (``--lock-timeout``)."""
+    ``github``: it talks to GitHub (credentials are read only then); ``follow``: how a rollout is
+    followed after an apply (``--no-wait``, ``--timeout``, progress lines); ``lock_wait_s``: how long
+    a pass waits for another holder of its environment's lock (``--lock-timeout``)."""
     client = github_client(config) if github else None
     told = reporter(config, client) if report else None
     agent = build_agent(
         config,
         kubeconfig=kubeconfig,
         listeners=[told] if told else (),
-        follow=FollowSettings(enabled=follow),
+        follow=follow or FollowSettings(),
         lock=lock_settings(lock_wait_s),
     )
     return Wiring(agent, client, told)

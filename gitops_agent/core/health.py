@@ -45,7 +45,7 @@ RULES: dict[tuple[str, str], r.Rule] = {
     ("batch", "Job"): r.job,
     ("", "PersistentVolumeClaim"): r.persistentvolumeclaim,
     ("", "Service"): r.service,
-    ("networking.k8s.io", "Ingress"): r.load_balancer,
+    ("networking.k8s.io", "Ingress"): r.ingress,
     ("", "Namespace"): r.namespace,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): r.customresourcedefinition,
     ("apiregistration.k8s.io", "APIService"): r.apiservice,

@@ -231,12 +231,27 @@ def service(obj: KubeObject) -> Health:
 
 
 def load_balancer(obj: KubeObject) -> Health:
-    """A LoadBalancer Service or an Ingress is useful once it has an address."""
-    ingress = (_status(obj).get("loadBalancer") or {}).get("ingress") or []
-    if ingress:
-        first = ingress[0]
-        return Health(CURRENT, f"load balancer at {first.get('ip') or first.get('hostname')}")
+    """A LoadBalancer Service is useful once it has an address."""
+    address = _load_balancer_address(obj)
+    if address:
+        return Health(CURRENT, f"load balancer at {address}")
     return Health(IN_PROGRESS, "waiting for a load balancer address")
+
+
+def ingress(obj: KubeObject) -> Health:
+    """Current once it exists, as in kstatus (which has no Ingress rule): an address is published
+    only by an ingress controller, and a cluster may have none (Argo CD's sock-shop example), so
+    waiting for one would hold a rollout until its timeout. The address is said when there is one."""
+    address = _load_balancer_address(obj)
+    if address:
+        return Health(CURRENT, f"load balancer at {address}")
+    return Health(CURRENT, "exists (no load balancer address published; not waited for)")
+
+
+def _load_balancer_address(obj: KubeObject) -> str:
+    ingress = (_status(obj).get("loadBalancer") or {}).get("ingress") or []
+    first = ingress[0] if ingress and isinstance(ingress[0], dict) else {}
+    return str(first.get("ip") or first.get("hostname") or "")
 
 
 def namespace(obj: KubeObject) -> Health:

@@ -77,7 +77,7 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     "service-clusterip": (C, "exists"),
     "service-loadbalancer-pending": (P, "waiting for a load balancer address"),
     "service-loadbalancer-ready": (C, "load balancer at 203.0.113.7"),
-    "ingress-no-address": (P, "waiting for a load balancer address"),
+    "ingress-no-address": (C, "no load balancer address published; not waited for"),  # kstatus
     "ingress-address": (C, "load balancer at 203.0.113.7"),
     "namespace-active": (C, "active"),
     # API extensions
