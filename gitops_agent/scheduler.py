@@ -114,6 +114,16 @@ class PushOutcome:
     relayed: bool = False  # this replica follows: the push went to the leader through the Lease
 
 
+@dataclass(frozen=True)
+class ApprovedPass:
+    """A person's OK for one commit of a ``manual`` environment (``approvals``); ``on_done`` is told
+    the result of the pass that took it."""
+
+    commit: str
+    approved_by: str
+    on_done: Callable[[PassResult], None] | None = None
+
+
 @dataclass
 class _Last:
     result: PassResult | None = None
@@ -155,6 +165,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._states = {name: PassState() for name in self._envs}
         self._last = {name: _Last() for name in self._envs}
+        self._approved: dict[str, ApprovedPass] = {}  # per environment: taken by its next pass
         self._leading = False
         self._stopping = False
         self._fetch = SharedFetch(agent.fetch, max_age_s=self.options.fetch_max_age_s, clock=clock)
@@ -244,6 +255,25 @@ class Scheduler:
         self.previews.submit(number, head_sha, base_ref)
         return True
 
+    def approve(self, name: str, approval: ApprovedPass) -> bool:
+        """The environment's next pass applies ``approval.commit`` explicitly, recording who approved;
+        queued behind a pass in flight, never beside it. False on a replica that does not lead."""
+        with self._cond:
+            if self._stopping or not self._leading:
+                return False
+            self._approved[name] = approval
+        self.trigger([name], urgent=True)
+        return True
+
+    def current_target(self, name: str) -> str:
+        """The environment's target commit after a fresh fetch: an approval is checked against the
+        branch as it is now, not as a fetch a few seconds old saw it. Raises GitOpsError."""
+        self._fetch.invalidate()
+        error = self._fetch.fetch_if_stale()
+        if error is not None:
+            raise error
+        return self.agent.target_commit(self._envs[name])
+
     def trigger(self, names: Iterable[str], *, urgent: bool = True) -> None:
         """A pass of each environment now; one already running gets one more after it (``urgent``)."""
         for name in names:
@@ -314,14 +344,21 @@ class Scheduler:
             fetch_error = self._fetch_if_stale()
             commit = "" if fetch_error else self._resolve(env)
             set_commit(commit)
+            with self._cond:
+                approved = self._approved.pop(env.name, None)
+            request = PassRequest(fetch_error=fetch_error)
+            if approved is not None and approved.commit == commit:  # else the branch moved on: a plain pass
+                request = PassRequest(explicit=True, commit=commit, approved_by=approved.approved_by)
             started = self._clock()
             try:
-                result = self.agent.reconcile(env, PassRequest(fetch_error=fetch_error))
+                result = self.agent.reconcile(env, request)
             except Exception as exc:  # a bug must not end the daemon: report it as this pass's failure
                 log.exception("pass failed unexpectedly; the next one retries")
                 result = PassResult(env.name, commit, FAILED, error=f"internal error: {exc}", reason=INTERNAL_ERROR)
             set_commit(result.commit or commit)
             self._record(result, self._clock() - started)
+            if approved is not None and approved.on_done is not None:
+                _tell_approver(approved.on_done, result)
 
     def _resolve(self, env: EnvironmentConfig) -> str:
         try:
@@ -383,3 +420,10 @@ class Scheduler:
             duration_s=last.duration_s,
             last_success_at=last.success_at,
         )
+
+
+def _tell_approver(on_done: Callable[[PassResult], None], result: PassResult) -> None:
+    try:
+        on_done(result)
+    except Exception:  # telling GitHub must not end the environment's passes
+        log.exception("telling the approver how the approved pass ended failed")

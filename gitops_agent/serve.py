@@ -57,8 +57,12 @@ def shut_down(wiring: DaemonWiring) -> int:
     if wiring.elector is not None:
         wiring.elector.stop(release=idle)
     wiring.server.stop()
+    if wiring.approvals is not None:
+        wiring.approvals.close()  # replies and check runs queued before the server stopped are sent
     if wiring.reporter is not None:
         wiring.reporter.close()
+    if wiring.chat is not None:
+        wiring.chat.close()  # what chat was to hear of the last passes is sent
     if idle:
         log.info("stopped")
         return 0

@@ -5,7 +5,8 @@ up to date, and a request that blocks (a slow scrape) never blocks another. Noth
 pass: a webhook only asks the daemon for one, which coalesces a flood of pushes.
 
     POST /webhooks/github   push → fetch and pass the environments following the pushed branch;
-                            pull_request (opened, synchronize, …) → preview the PR head
+                            pull_request (opened, synchronize, …) → preview the PR head;
+                            check_run requested_action, issue_comment "/approve <env>" → approvals
     GET  /healthz           the process is alive
     GET  /readyz            config loaded, repo fetched once, clusters reachable (503 with reasons)
     GET  /metrics           Prometheus text
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from gitops_agent.approvals import APPROVAL_EVENTS, Approvals
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.webhook import PREVIEW_ACTIONS, parse_pull_request, parse_push, verify_signature
 from gitops_agent.errors import ConfigError
@@ -47,10 +49,19 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung client never holds up shutdown
 
-    def __init__(self, address: tuple[str, int], daemon: Scheduler, *, webhook_secret: bytes | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        daemon: Scheduler,
+        *,
+        webhook_secret: bytes | None,
+        approvals: Approvals | None = None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.agent_daemon = daemon
         self.webhook_secret = webhook_secret
+        #: None without a github: section (approvals need GitHub to check who approves)
+        self.approvals = approvals
 
     @property
     def url(self) -> str:
@@ -142,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         event = self.headers.get("X-GitHub-Event", "")
         if event == "pull_request":
             return self._pull_request(body, delivery)
+        if event in APPROVAL_EVENTS:
+            return self._approval(event, body, delivery)
         if event != "push":
             return self._json(HTTPStatus.ACCEPTED, {"event": event, "ignored": True})
         push = parse_push(body)
@@ -166,6 +179,15 @@ class _Handler(BaseHTTPRequestHandler):
                  "queued" if queued else "not configured")  # fmt: skip
         answer = {"event": "pull_request", "number": event.number, "preview": queued}
         self._json(HTTPStatus.ACCEPTED, answer)
+
+    def _approval(self, event: str, body: bytes, delivery: str) -> None:
+        approvals = self.server.approvals
+        if approvals is None:
+            log.info("webhook %s: %s ignored: approvals need a github: section", delivery, event)
+            why = "approvals need a github: section in the agent's config"
+            return self._json(HTTPStatus.ACCEPTED, {"event": event, "ignored": True, "why": why})
+        answer = approvals.handle(event, body, delivery)
+        self._json(HTTPStatus(answer.status), {"event": event, **answer.body})
 
     def _body(self) -> bytes | None:
         """The raw request body, or None after answering 411/413."""

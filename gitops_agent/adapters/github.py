@@ -1,6 +1,7 @@
-"""GitHub REST client: commit statuses, pull requests and their comments, compare.
+"""GitHub REST client: commit statuses, pull requests and their comments, compare, check runs and
+collaborator permissions (approvals).
 
-Why our own small client: the agent needs nine endpoints (and the App token one), GitHub's
+Why our own small client: the agent needs fourteen endpoints (and the App token one), GitHub's
 rate-limit rules within a time budget, App installation tokens and a promise that no token ever
 reaches a log line or an error message; ``httpx`` plus ``http_retry`` does that in files we can
 read. githubkit was weighed (issue 12): 70 MB more installed (pydantic and generated schemas), no
@@ -67,7 +68,7 @@ class _Posted:
 class GitHubClient:
     """One repository's GitHub API. Thread-safe: the daemon's environments share one client.
 
-    Over 15 methods on purpose: one per REST endpoint it calls (ten, the App token's included) and
+    Over 15 methods on purpose: one per REST endpoint it calls (fifteen, the App token's included) and
     the one request path they share (``_call``, ``_send``, ``_list`` …), which a split would scatter.
     """
 
@@ -105,6 +106,11 @@ class GitHubClient:
         )  # fmt: skip
         self._lock = threading.Lock()
         self._posted: OrderedDict[tuple[str, str], _Posted] = OrderedDict()
+
+    @property
+    def is_app(self) -> bool:
+        """Authenticated as a GitHub App installation (GitHub takes check runs from Apps only)."""
+        return isinstance(self._auth, AppAuth)
 
     def close(self) -> None:
         self._http.close()
@@ -199,6 +205,32 @@ class GitHubClient:
     def compare(self, base: str, head: str) -> dict[str, Any]:
         """How ``head`` differs from ``base``: ``status``, ``ahead_by``, ``commits``, ``files``."""
         return self._object("GET", self._repo_path(f"compare/{_quote_ref(base)}...{_quote_ref(head)}"))
+
+    def get_pull(self, number: int) -> dict[str, Any]:
+        """One pull request: ``merged``, ``merge_commit_sha``, ``base.ref`` …"""
+        return self._object("GET", self._repo_path(f"pulls/{int(number)}"))
+
+    # --- approvals: check runs (an App only) and collaborator permission ----------------------
+
+    def create_check_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST …/check-runs`` (GitHub takes these from Apps only); ``body`` from ``core.approval``."""
+        return self._object("POST", self._repo_path("check-runs"), json=dict(body))
+
+    def update_check_run(self, check_run_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._object("PATCH", self._repo_path(f"check-runs/{int(check_run_id)}"), json=dict(body))
+
+    def check_runs(self, ref: str, name: str) -> list[dict[str, Any]]:
+        """The check runs named ``name`` on ``ref``, newest first (one page: a commit has few)."""
+        path = self._repo_path(f"commits/{_quote_ref(ref)}/check-runs")
+        data, _ = self._call("GET", path, params={"check_name": name, "filter": "latest", "per_page": "100"})
+        runs = data.get("check_runs") if isinstance(data, dict) else None
+        if not isinstance(runs, list):
+            raise ReportError(f"GitHub GET {path}: expected an object with check_runs")
+        return [r for r in runs if isinstance(r, dict)]
+
+    def collaborator_permission(self, username: str) -> dict[str, Any]:
+        """``permission`` (admin, write, read, none) and ``role_name`` of ``username`` here."""
+        return self._object("GET", self._repo_path(f"collaborators/{_quote(username)}/permission"))
 
     # --- requests -----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The composition root of ``gitops-agent run``: the agent, metrics, the one GitHub client, the
-reporter, the scheduler, leader election and the HTTP server, each built once with its
+reporters (statuses, chat), the scheduler, leader election and the HTTP server, each built once with its
 collaborators."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.agent import Agent
+from gitops_agent.approvals import ApprovalChecks, Approvals, GitHubWrites
+from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.clients import Clusters
-from gitops_agent.composition import build_agent, github_client, reporter
+from gitops_agent.composition import build_agent, chat_reporter, github_client, reporter
 from gitops_agent.config import Config
 from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
 from gitops_agent.metrics import Metrics
@@ -40,6 +42,8 @@ class DaemonWiring:
     elector: LeaderElector | None
     reporter: Reporter | None
     stopping: threading.Event = field(default_factory=threading.Event)
+    approvals: Approvals | None = None
+    chat: ChatReporter | None = None
 
 
 def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
@@ -53,10 +57,13 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     metrics = Metrics(clusters.request_counts)
     github = github_client(config, on_request=metrics.count_github_request)
     told = reporter(config, github)
+    # the digest goes out while this replica leads: the scheduler (made below) knows
+    chat = chat_reporter(config, clusters, leading=lambda: scheduler.leading)
+    writes = GitHubWrites() if github is not None else None
+    checks = _approval_checks(config, github, writes)
+    listeners = [x for x in (told, chat, checks) if x is not None]
     # the environments' locks name this process as its Lease does
-    agent = build_agent(
-        config, listeners=[told] if told else (), stopping=stopping, clusters=clusters, identity=identity
-    )
+    agent = build_agent(config, listeners=listeners, stopping=stopping, clusters=clusters, identity=identity)
     lease = LeaderOptions(namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager)
     lease_kube = KubeClient.connect(kubeconfig=options.kubeconfig) if options.leader_election else None
     scheduler = Scheduler(
@@ -70,8 +77,21 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     elector = None
     if lease_kube is not None:
         elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
-    server = AgentServer(address, scheduler, webhook_secret=secret)
-    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping)
+    approvals = None
+    if github is not None and writes is not None:
+        approvals = Approvals(config, github, scheduler, writes, checks)
+    server = AgentServer(address, scheduler, webhook_secret=secret, approvals=approvals)
+    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat)
+
+
+def _approval_checks(config: Config, github: GitHubClient | None, writes: GitHubWrites | None) -> ApprovalChecks | None:
+    """The "Apply to <env>" check runs: an App only (GitHub takes check runs from Apps alone) and
+    only when an environment is ``manual``."""
+    if github is None or writes is None or not github.is_app:
+        return None
+    if not any(env.policy == "manual" for env in config.environments):
+        return None
+    return ApprovalChecks(config, github, writes, config.github.target_url if config.github else None)
 
 
 def _previewer(agent: Agent, github: GitHubClient | None) -> Callable[[int, str, str], object] | None:

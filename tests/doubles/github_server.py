@@ -8,8 +8,10 @@ not conform lands in ``violations``; tests assert that list is empty. Bodies sta
 description's own examples, patched with the double's state (GitHub's examples are not always
 valid under its schemas; the double's answers must be).
 
-State: statuses (``GET …/status`` combines them as GitHub does), pull requests, issue comments and
-App installation tokens (expiring on the double's clock). Scripted faults from
+State: statuses (``GET …/status`` combines them as GitHub does), pull requests (merged with
+``merge``), issue comments, check runs (created by an App's installation token only, as GitHub
+insists), collaborators' permissions (``grant``) and App installation tokens (expiring on the
+double's clock). Scripted faults from
 ``tests.doubles.loopback`` (``inject(server_error())`` …) are played before the real answer and
 are deliberately outside the contract (GitHub documents few of its 5xx/429 answers).
 """
@@ -136,6 +138,9 @@ class GitHubServer(LoopbackServer):
         self._statuses: list[tuple[str, dict[str, Any]]] = []  # (sha, status object), oldest first
         self.pulls: list[dict[str, Any]] = []  # {number, title, body, head, base, state, draft}
         self.comments: list[dict[str, Any]] = []  # issue-comment objects, plus "issue"
+        self.check_runs: list[dict[str, Any]] = []  # check-run objects, oldest first
+        self.permissions: dict[str, tuple[str, str]] = {}  # login -> (permission, role_name)
+        self.actions: dict[int, list[dict[str, str]]] = {}  # check run id -> its buttons
         self._ids = 1000
         self._remaining = 5000
         self._state_lock = threading.RLock()
@@ -145,11 +150,16 @@ class GitHubServer(LoopbackServer):
             ("GET", re.compile(rf"{repo_re}/commits/(?P<ref>.+)/status"), self._combined_status),
             ("GET", re.compile(rf"{repo_re}/commits/(?P<ref>.+)/statuses"), self._list_statuses),
             ("GET", re.compile(rf"{repo_re}/pulls"), self._list_pulls),
+            ("GET", re.compile(rf"{repo_re}/pulls/(?P<number>\d+)"), self._get_pull),
             ("POST", re.compile(rf"{repo_re}/pulls"), self._create_pull),
             ("GET", re.compile(rf"{repo_re}/issues/(?P<number>\d+)/comments"), self._list_comments),
             ("POST", re.compile(rf"{repo_re}/issues/(?P<number>\d+)/comments"), self._create_comment),
             ("PATCH", re.compile(rf"{repo_re}/issues/comments/(?P<id>\d+)"), self._update_comment),
             ("GET", re.compile(rf"{repo_re}/compare/(?P<basehead>.+)"), self._compare),
+            ("POST", re.compile(rf"{repo_re}/check-runs"), self._create_check_run),
+            ("PATCH", re.compile(rf"{repo_re}/check-runs/(?P<id>\d+)"), self._update_check_run),
+            ("GET", re.compile(rf"{repo_re}/commits/(?P<ref>.+)/check-runs"), self._list_check_runs),
+            ("GET", re.compile(rf"{repo_re}/collaborators/(?P<username>[^/]+)/permission"), self._permission),
             ("POST", re.compile(r"/app/installations/(?P<id>\d+)/access_tokens"), self._access_token),
         ]
 
@@ -163,6 +173,26 @@ class GitHubServer(LoopbackServer):
                 {"sha": sha, **{k: s[k] for k in ("state", "context", "description", "target_url")}}
                 for sha, s in self._statuses
             ]
+
+    def grant(self, login: str, permission: str, role_name: str | None = None) -> None:
+        """``login`` collaborates with ``permission`` (admin, write, read, none) and ``role_name``
+        (default: the same; ``maintain`` answers ``write``, ``triage`` ``read``, as GitHub does)."""
+        legacy = {"maintain": "write", "triage": "read"}.get(permission, permission)
+        with self._state_lock:
+            self.permissions[login] = (legacy, role_name or permission)
+
+    def merge(self, number: int, merge_commit: str) -> None:
+        """Pull request ``number`` was merged; ``merge_commit`` is the commit on its base branch."""
+        with self._state_lock:
+            for pr in self.pulls:
+                if pr["number"] == number:
+                    pr.update(state="closed", merge_commit=merge_commit)
+
+    def add_pull(self, number: int, head: str, base: str, title: str = "change") -> None:
+        """A pull request someone opened (not through the client)."""
+        with self._state_lock:
+            self.pulls.append({"number": number, "title": title, "body": None, "head": head, "base": base,
+                               "state": "open", "draft": False, "created_at": self._now_iso()})  # fmt: skip
 
     def revoke_tokens(self) -> None:
         """Every installation token issued so far is refused from now on (GitHub answers 401)."""
@@ -196,8 +226,11 @@ class GitHubServer(LoopbackServer):
                 return handler, {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
         return None
 
+    def _credential(self, request: Recorded) -> str:
+        return request.headers.get("authorization", "").removeprefix("Bearer ")
+
     def _authorized(self, request: Recorded) -> bool:
-        credential = request.headers.get("authorization", "").removeprefix("Bearer ")
+        credential = self._credential(request)
         if credential == self.token:
             return True
         now = self.clock()
@@ -342,11 +375,21 @@ class GitHubServer(LoopbackServer):
             issue_url=f"{repo_url}/issues/{n}", locked=False, active_lock_reason=None, milestone=None,
             requested_teams=[], requested_reviewers=[], assignees=[], assignee=None, labels=[],
             created_at=pr["created_at"], updated_at=pr["created_at"], closed_at=None, merged_at=None,
-            merge_commit_sha=None,
+            merge_commit_sha=pr.get("merge_commit"),
         )  # fmt: skip
+        if pr.get("merge_commit"):
+            template.update(closed_at=pr["created_at"], merged_at=pr["created_at"])
+        if "merged" in template:  # the full pull request, not the list's simple one
+            template["merged"] = bool(pr.get("merge_commit"))
         for side in ("head", "base"):
             template[side] = {**template[side], "ref": pr[side], "label": f"{self.owner}:{pr[side]}"}
         return template
+
+    def _get_pull(self, request: Recorded, params: dict[str, str]) -> Reply:
+        for pr in self.pulls:
+            if pr["number"] == int(params["number"]):
+                return Reply.json(200, self._pull_object(pr, example("pull-request")))
+        return Reply.json(404, {"message": "Not Found", "documentation_url": DOCS})
 
     # --- issue comments ----------------------------------------------------------------------
 
@@ -388,6 +431,53 @@ class GitHubServer(LoopbackServer):
             html_url=f"https://github.com/{self.owner}/{self.repo}/compare/{base}...{head}",
         )
         return Reply.json(200, comparison)
+
+    # --- check runs and collaborators --------------------------------------------------------
+
+    def _create_check_run(self, request: Recorded, params: dict[str, str]) -> Reply:
+        if self._credential(request) == self.token:  # GitHub: only Apps create check runs
+            return Reply.json(403, {"message": "You must authenticate via a GitHub App.", "documentation_url": DOCS})
+        body = request.json() or {}
+        run = example("check-run")
+        run.update(
+            id=self._next_id(), head_sha=body["head_sha"], name=body["name"], external_id=body.get("external_id", ""),
+            details_url=body.get("details_url"), started_at=self._now_iso(), pull_requests=[],
+        )  # fmt: skip
+        self._apply_check_run(run, body)
+        self.check_runs.append(run)
+        return Reply.json(201, run)
+
+    def _update_check_run(self, request: Recorded, params: dict[str, str]) -> Reply:
+        for run in self.check_runs:
+            if run["id"] == int(params["id"]):
+                self._apply_check_run(run, request.json() or {})
+                return Reply.json(200, run)
+        return Reply.json(404, {"message": "Not Found", "documentation_url": DOCS})
+
+    def _apply_check_run(self, run: dict[str, Any], body: dict[str, Any]) -> None:
+        """The fields a create or update sets; ``actions`` are kept beside the object (GitHub does
+        not return them)."""
+        status = body.get("status", "completed" if body.get("conclusion") else run.get("status", "queued"))
+        run.update(status=status, conclusion=body.get("conclusion", run.get("conclusion")))
+        run["completed_at"] = self._now_iso() if status == "completed" else None
+        if "output" in body:
+            given = body["output"]
+            run["output"] = {**run["output"], **{k: given.get(k) for k in ("title", "summary", "text")}}
+        if "actions" in body:
+            self.actions[run["id"]] = list(body["actions"])
+
+    def _list_check_runs(self, request: Recorded, params: dict[str, str]) -> Reply:
+        name = request.param("check_name")
+        runs = [r for r in reversed(self.check_runs) if r["head_sha"] == params["ref"] and name in (None, r["name"])]
+        return Reply.json(200, {"total_count": len(runs), "check_runs": runs})
+
+    def _permission(self, request: Recorded, params: dict[str, str]) -> Reply:
+        login = params["username"]
+        permission, role = self.permissions.get(login, ("read", "read"))  # anyone may read a public repository
+        answer = example("repository-collaborator-permission-response-if-user-has-admin-permissions")
+        answer.update(permission=permission, role_name=role)
+        answer["user"] = {**answer["user"], "login": login}
+        return Reply.json(200, answer)
 
     # --- App installation tokens -------------------------------------------------------------
 
