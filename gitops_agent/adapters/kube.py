@@ -22,6 +22,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
+from gitops_agent.core.secret_scrub import scrub_secret_values
 from gitops_agent.errors import (
     ClusterError,
     ConfigError,
@@ -235,6 +236,7 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
             verb="apply-dry-run" if dry_run else "apply",
             subject=ObjectKey.of(obj),
+            sent=obj,
         )
 
     def create(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
@@ -248,6 +250,7 @@ class KubeClient:
             content_type="application/json",
             verb="create",
             subject=ObjectKey.of(obj),
+            sent=obj,
         )
 
     def replace(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
@@ -264,6 +267,7 @@ class KubeClient:
                 content_type="application/json",
                 verb="update",
                 subject=ObjectKey.of(obj),
+                sent=obj,
             )
         except _NotFound as exc:
             raise ConflictError(f"{ObjectKey.of(obj)}: deleted since it was read") from exc
@@ -319,6 +323,7 @@ class KubeClient:
         accept: str = "application/json",
         verb: str,
         subject: ObjectKey | None = None,
+        sent: KubeObject | None = None,  # the object written: its Secret values are scrubbed from errors
     ) -> KubeObject:
         headers = {"Accept": accept}
         if content_type:
@@ -342,7 +347,7 @@ class KubeClient:
         if response.status == 404:
             raise _NotFound(path)
         if response.status >= 400:
-            raise _api_error(response.status, data, subject or path, self.environment_identity)
+            raise _api_error(response.status, data, subject or path, self.environment_identity, sent)
         try:
             parsed: KubeObject = json.loads(data or b"{}")
         except ValueError as exc:
@@ -354,11 +359,15 @@ class _NotFound(Exception):
     pass
 
 
-def _api_error(status: int, data: bytes, subject: object, identity: str | None = None) -> GitOpsError:
+def _api_error(
+    status: int, data: bytes, subject: object, identity: str | None = None, sent: KubeObject | None = None
+) -> GitOpsError:
     try:
         detail = json.loads(data).get("message") or data.decode(errors="replace")
     except ValueError:
         detail = data.decode(errors="replace")[:300]
+    # the server (or a webhook) may quote what it was sent: never let a Secret's value out
+    detail = scrub_secret_values(detail, sent)
     message = f"{subject}: {detail}"
     if status == 409:
         return ConflictError(message)

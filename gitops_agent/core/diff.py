@@ -10,8 +10,8 @@ Two comparisons, used in this order (as Flux's ssa package does, but cheaper in 
    the caller asks the server for a server-side apply dry-run and ``changed_paths(live, dry_run)``
    says what would really change.
 
-Secret values never leave this module unmasked: ``mask_secret`` replaces them before any diff is
-rendered, keeping only whether each key changed.
+Secret values never leave this module unmasked: ``mask_secret`` replaces them (where
+``core.secret_mask`` says they live) before any diff is rendered, keeping only whether each key changed.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from __future__ import annotations
 import base64
 import copy
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
+from gitops_agent.core.secret_mask import MASK, SECRET_PLACES, child, is_secret, mask_object
 from gitops_agent.model import KubeObject
 
 #: metadata the API server owns; never part of an intent, never a change
@@ -37,7 +38,6 @@ SERVER_METADATA = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )
-MASK = "***"
 
 
 def normalize(obj: KubeObject) -> KubeObject:
@@ -130,42 +130,53 @@ def pointer_remove(obj: Any, pointer: str) -> bool:
     return False
 
 
-def is_secret(obj: Mapping[str, Any] | None) -> bool:
-    return obj is not None and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
-
-
 def mask_secret(before: KubeObject | None, after: KubeObject | None) -> tuple[KubeObject | None, KubeObject | None]:
-    """Copies of a Secret pair with every value replaced: same values read ``***``, changed ones
-    ``*** (before)`` / ``*** (after)``, so a diff shows which keys changed and never what they hold.
-    Anything that is not a Secret is returned as is."""
+    """Copies of a Secret pair with every value replaced (``core.secret_mask``): same values read
+    ``***``, changed ones ``*** (before)`` / ``*** (after)``, so a diff shows which keys changed and
+    never what they hold. Anything that is not a Secret is returned as is."""
     if not (is_secret(before) or is_secret(after)):
         return before, after
-    b = copy.deepcopy(before) if before is not None else None
-    a = copy.deepcopy(after) if after is not None else None
-    old = _secret_values(before)
-    new = _secret_values(after)
-    for side, values, tag in ((b, new, "before"), (a, old, "after")):
-        if side is None:
-            continue
-        for field in ("data", "stringData"):
-            section = side.get(field)
-            if isinstance(section, dict):
-                mine = _secret_values(side)
-                side[field] = {k: MASK if values.get(k) == mine.get(k) else f"{MASK} ({tag})" for k in sorted(section)}
-        annotations = (side.get("metadata") or {}).get("annotations") or {}
-        if "kubectl.kubernetes.io/last-applied-configuration" in annotations:
-            annotations["kubectl.kubernetes.io/last-applied-configuration"] = MASK
-    return b, a
+    old, new = _stored_values(before), _stored_values(after)
+    return _tagged(before, old, new, "before"), _tagged(after, new, old, "after")
 
 
-def _secret_values(obj: KubeObject | None) -> dict[str, Any]:
-    """Values by key, ``stringData`` folded into ``data`` terms so the two compare."""
-    if not obj:
+def _tagged(obj: KubeObject | None, mine: dict[str, Any], theirs: dict[str, Any], tag: str) -> KubeObject | None:
+    if obj is None:
+        return None
+
+    def show(pointer: str, value: Any) -> Any:
+        if value is None:
+            return None
+        where = _stored_pointer(pointer)
+        return MASK if mine.get(where) == theirs.get(where) else f"{MASK} ({tag})"
+
+    masked: KubeObject = mask_object(obj, show)
+    return masked
+
+
+def _stored_values(obj: KubeObject | None) -> dict[str, Any]:
+    """Each value a Secret holds, by where the server keeps it: ``stringData`` folded into
+    ``data`` (base64), so the two compare; a section that is not a map, as it is."""
+    if obj is None:
         return {}
-    values: dict[str, Any] = dict(obj.get("data") or {})
-    for k, v in (obj.get("stringData") or {}).items():
-        values[k] = base64.b64encode(str(v).encode()).decode()
+    values: dict[str, Any] = {}
+    for field in ("data", "stringData"):
+        section = obj.get(field)
+        if isinstance(section, dict):
+            for k, v in section.items():
+                values[child("/data", k)] = _base64(v) if field == "stringData" else v
+        elif section is not None:
+            values[f"/{field}"] = section
+    values[SECRET_PLACES[-1]] = pointer_get(obj, SECRET_PLACES[-1])[1]
     return values
+
+
+def _stored_pointer(pointer: str) -> str:
+    return "/data/" + pointer.removeprefix("/stringData/") if pointer.startswith("/stringData/") else pointer
+
+
+def _base64(value: Any) -> str:
+    return base64.b64encode(str(value).encode()).decode()
 
 
 def to_yaml(obj: KubeObject | None) -> str:

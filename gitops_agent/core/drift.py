@@ -22,8 +22,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_agent.core.diff import MASK, escape_pointer, is_secret, pointer_remove
+from gitops_agent.core.diff import escape_pointer, pointer_remove
 from gitops_agent.core.managed_fields import FieldOwner, field_owners, owner_of
+from gitops_agent.core.secret_mask import is_secret, is_secret_key, mask_at
 from gitops_agent.model import KubeObject, ObjectKey
 
 CHANGED, MISSING, EXTRA = "changed", "missing", "unexpected-object"
@@ -136,7 +137,7 @@ def object_drift(
     key: ObjectKey, desired: KubeObject, live: KubeObject, policy: DriftPolicy
 ) -> tuple[DriftedField, ...]:
     owners = field_owners(live)
-    secret = is_secret(desired)
+    secret = is_secret_key(key)
     found = []
     for leaf in _leaves(_as_stored(desired), live):
         if leaf.present and _same(leaf.desired, leaf.live):
@@ -177,11 +178,11 @@ def fields_to_yield(key: ObjectKey, desired: KubeObject, live: KubeObject | None
 
 
 def _drifted(key: ObjectKey, leaf: _Leaf, owner: FieldOwner | None, policy: DriftPolicy, secret: bool) -> DriftedField:
-    masked = secret and leaf.live_path.startswith(("/data/", "/stringData/"))
+    # by place, whatever the shape: a whole ``data`` map gone from the live Secret hides its values too
     return DriftedField(
         path=leaf.live_path,
-        desired=MASK if masked else leaf.desired,
-        live=(MASK if masked and leaf.present else leaf.live),
+        desired=mask_at(leaf.desired_path, leaf.desired) if secret else leaf.desired,
+        live=mask_at(leaf.live_path, leaf.live) if secret else leaf.live,
         manager=owner.manager if owner else "",
         since=owner.time if owner else "",
         expected=owner is not None and _is_expected(key, leaf.live_path, owner, policy),

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from gitops_agent.core.secret_check import secret_problems
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey, api_group
 
@@ -70,7 +71,9 @@ def prepare(
     default_namespace: str,
     scope_of: ScopeLookup,
 ) -> tuple[PreparedObject, ...]:
-    """Default namespaces, add labels and hashes, check for duplicates, sort in apply order."""
+    """Default namespaces, add labels and hashes, check for duplicates and Secret values that are
+    not strings (the server's refusal would quote them), sort in apply order."""
+    _refuse_bad_secret_values(objects)
     scopes = _with_snapshot_crds(objects, scope_of)
     prepared = [_prepare_one(o, environment, default_namespace, scopes) for o in objects]
     _refuse_duplicates(prepared)
@@ -122,6 +125,13 @@ def manifest_hash(manifest: KubeObject) -> str:
     """A stable digest of a rendered manifest (key order does not matter)."""
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def _refuse_bad_secret_values(objects: Iterable[DesiredObject]) -> None:
+    for obj in objects:
+        problems = secret_problems(obj.manifest)
+        if problems:
+            raise ValidationError(f"{obj.source}: {obj.key}: " + "; ".join(problems))
 
 
 def _refuse_duplicates(prepared: Iterable[PreparedObject]) -> None:

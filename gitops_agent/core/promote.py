@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_agent.core.diff import MASK, pointer_get
+from gitops_agent.core.diff import pointer_get
+from gitops_agent.core.secret_mask import MASK
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey
 

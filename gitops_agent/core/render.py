@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from gitops_agent.core.secret_check import secret_problems
 from gitops_agent.errors import RenderError, ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey
 
@@ -90,7 +91,8 @@ def parse_stream(data: bytes, source: str, *, limits: ParseLimits = DEFAULT_LIMI
 
 
 def validate_objects(objects: Sequence[DesiredObject]) -> None:
-    """Refuse a snapshot with an object lacking apiVersion, kind or metadata.name, or with duplicates.
+    """Refuse a snapshot with an object lacking apiVersion, kind or metadata.name, with duplicates,
+    or with a Secret whose values are not strings (``core.secret_check``).
 
     All problems are reported at once (up to :data:`MAX_REPORTED_PROBLEMS`), so a person fixes a
     broken commit in one go. Duplicates are judged before namespace defaulting, which happens later
@@ -328,6 +330,7 @@ def _object_problems(obj: DesiredObject) -> Iterator[str]:
     namespace = meta.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         yield f"{obj.source}: metadata.namespace must be a string, found {_type_name(namespace)}"
+    yield from (f"{obj.source}: {obj.key}: {problem}" for problem in secret_problems(manifest))
 
 
 def _duplicate_problems(objects: Sequence[DesiredObject]) -> Iterator[str]:
