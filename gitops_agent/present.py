@@ -203,6 +203,8 @@ def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
         mark = "  <- running" if h.running else ""
         if e.rolled_back_from:  # `rollback --now`: held here until the rollback PR merges
             mark = f"  (rolled back from {e.rolled_back_from[:12]})" + mark
+        if e.approved_by:  # a person's OK from GitHub (approvals)
+            mark = f"  (approved by @{e.approved_by})" + mark
         lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
         lines += [f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}" for c in h.commits]
     return "\n".join(lines)
