@@ -127,11 +127,6 @@ class ApprovalChecks:
         """Who approved ``commit``: the settled check run names them."""
         self.writes.submit("approval note", lambda: self._approvers.__setitem__((environment, commit), login))
 
-    def superseded(self, environment: str, run_id: int, newer: str) -> None:
-        """A click on an old check run: it says so, and loses its button."""
-        body = settled_check_run(environment, outcome="superseded", newer=newer)
-        self.writes.submit(f"check run {run_id}", lambda: self._update(run_id, body))
-
     def _settle(self, env: str, commit: str, outcome: str) -> None:
         known = self._open.get(env)
         if outcome == WAITING:
@@ -232,7 +227,7 @@ class Approvals:
             return self._refused(parsed, delivery)
         checked = self._check(parsed)
         if isinstance(checked, Refusal):
-            return self._refused(checked, delivery, parsed)
+            return self._refused(checked, delivery)
         return self._accept(checked, delivery)
 
     def close(self) -> None:
@@ -297,7 +292,7 @@ class Approvals:
             refusal = Refusal(
                 Reason.UNAVAILABLE, "this replica stopped leading; ask again in a moment", approval.pull_request
             )
-            return self._refused(refusal, delivery, approval)
+            return self._refused(refusal, delivery)
         words = accepted_words(approval)
         log.info("webhook %s: %s (%s)", delivery, words, approval.via.value)
         if self.checks is not None:
@@ -333,18 +328,11 @@ class Approvals:
         else:
             reply_id.append(int(self.github.create_issue_comment(number, body)["id"]))
 
-    def _refused(self, refusal: Refusal, delivery: str, approval: Approval | None = None) -> Answer:
+    def _refused(self, refusal: Refusal, delivery: str) -> Answer:
         log.warning("webhook %s: approval refused (%s): %s", delivery, refusal.reason.value, refusal.message)
         if refusal.pull_request and refusal.reason is not Reason.NOT_A_PERSON:  # never answer a bot: no loops
             words = reply(refusal.message, accepted=False)
             self.writes.submit("refusal reply", lambda: self._post(refusal.pull_request, words))
-        if (
-            refusal.reason is Reason.STALE
-            and approval is not None
-            and approval.check_run_id
-            and self.checks is not None
-        ):
-            self.checks.superseded(approval.environment, approval.check_run_id, "")
         body = {"accepted": False, "reason": refusal.reason.value, "message": refusal.message}
         return Answer(HTTP_STATUS[refusal.reason], body)
 
