@@ -11,10 +11,15 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from gitops_agent.core.drift import ExpectedManager, IgnoreRule
 from gitops_agent.core.promote import PromotableField
@@ -26,6 +31,8 @@ CONFIG_ENV_VAR = "GITOPS_AGENT_CONFIG"
 POLICIES = ("report", "enforce", "manual")
 PROPAGATIONS = ("background", "foreground", "orphan")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+#: the shortest digest interval: more often is a flood, not a reminder
+MIN_DIGEST_INTERVAL_S = 60.0
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
 
 
@@ -108,9 +115,20 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class DigestConfig:
+    """When the drift digest is sent: a cron expression in a time zone, or every ``interval_s``
+    (slots counted from 2000-01-01T00:00 in the time zone, so every replica agrees on them)."""
+
+    cron: str | None = None
+    interval_s: float | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class ChatConfig:
     slack_webhook_url_file: str | None = None
     webhook_url_file: str | None = None
+    digest: DigestConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -392,11 +410,37 @@ class _Reader:
         return cfg
 
     def chat(self, data: Any) -> ChatConfig:
-        d = self.mapping(data, "chat", {"slack_webhook_url_file", "webhook_url_file"})
+        d = self.mapping(data, "chat", {"slack_webhook_url_file", "webhook_url_file", "digest"})
         return ChatConfig(
             slack_webhook_url_file=self.opt(d, "slack_webhook_url_file", "chat", self.string),
             webhook_url_file=self.opt(d, "webhook_url_file", "chat", self.string),
+            digest=self.opt(d, "digest", "chat", self.digest),
         )
+
+    def digest(self, data: Any, where: str) -> DigestConfig:
+        d = self.mapping(data, where, {"cron", "interval", "timezone"})
+        if ("cron" in d) == ("interval" in d):
+            raise self.fail(where, 'set exactly one of cron (e.g. "0 9 * * 1-5") and interval (e.g. 24h)')
+        interval = self.opt(d, "interval", where, self.duration)
+        if interval is not None and interval < MIN_DIGEST_INTERVAL_S:
+            raise self.fail(f"{where}.interval", "expected at least 1m: a digest more often is a flood")
+        cfg = DigestConfig(
+            cron=self.opt(d, "cron", where, self.string),
+            interval_s=interval,
+            timezone=self.string(d.get("timezone", "UTC"), f"{where}.timezone"),
+        )
+        try:
+            ZoneInfo(cfg.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                f"{where}.timezone", f"unknown time zone {cfg.timezone!r} (e.g. UTC, Europe/Berlin)"
+            ) from None
+        try:
+            digest_trigger(cfg)
+        except ValueError as exc:
+            why = f"not a cron expression (minute hour day-of-month month day-of-week): {exc}"
+            raise self.fail(f"{where}.cron", why) from None
+        return cfg
 
     def promotion(self, data: Any) -> PromotionConfig:
         d = self.mapping(data, "promotion", {"fields"})
@@ -422,6 +466,55 @@ def _type_name(value: Any) -> str:
         return "nothing"
     names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
     return names.get(type(value), type(value).__name__)
+
+
+def digest_trigger(digest: DigestConfig) -> BaseTrigger:
+    """The APScheduler trigger whose fire times are the digest's slots; ValueError when the cron
+    expression is not one."""
+    zone = ZoneInfo(digest.timezone)
+    if digest.cron is not None:
+        fields = digest.cron.split()
+        if len(fields) != 5:
+            raise ValueError(f"expected 5 fields, got {len(fields)}")
+        minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_weekdays(weekday), timezone=zone
+        )
+    return IntervalTrigger(seconds=digest.interval_s or 0, start_date=datetime(2000, 1, 1, tzinfo=zone), timezone=zone)
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """Cron's day of week (0 and 7: Sunday; ``1-5``: Monday to Friday) as day names: APScheduler's
+    own numbers start at Monday, so ``1-5`` given as is would run Tuesday to Saturday."""
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        every = int(step) if step else 1
+        if every < 1:
+            raise ValueError(f"step {step!r} in the day of week")
+        if span == "*":
+            low, high = 0, 6
+        elif "-" in span:
+            first, last = span.split("-", 1)
+            low, high = _cron_day(first), _cron_day(last)
+        else:
+            low = high = _cron_day(span)
+            high = 6 if step else high
+        if high < low:
+            raise ValueError(f"day-of-week range {span!r} runs backwards")
+        days.update(d % 7 for d in range(low, high + 1, every))
+    return ",".join(_CRON_DAYS[d] for d in sorted(days))
+
+
+def _cron_day(token: str) -> int:
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    if token[:3] in _CRON_DAYS:
+        return _CRON_DAYS.index(token[:3])
+    raise ValueError(f"{token!r} is not a day of week (0-7 or sun-sat)")
 
 
 def read_secret_file(path: str | None, key: str, config: Config) -> str | None:

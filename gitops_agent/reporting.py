@@ -1,8 +1,8 @@
-"""Telling people: each pass becomes a GitHub commit status and, for drift, a chat message.
+"""Telling people: each pass becomes a GitHub commit status (chat: ``gitops_agent.chat_reporting``).
 
 A ``PassListener`` that turns a ``PassResult`` into the pure reports of ``core.report`` and hands
-them to the GitHub and chat adapters **on a worker thread of its own**: those adapters retry with
-backoff for up to two minutes, and a pass must never wait on GitHub or Slack. Per environment only
+them to the GitHub adapter **on a worker thread of its own**: it retries with backoff for up to two
+minutes, and a pass must never wait on GitHub. Per environment only
 the newest report waits in line (an older one would be stale by the time it is sent), and a failed
 post is logged and dropped: the next pass reports again.
 """
@@ -15,9 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
-from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.github import GitHubClient
-from gitops_agent.core.chat_report import DriftSummary
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
 from gitops_agent.core.pass_rules import UP_TO_DATE
@@ -59,17 +57,15 @@ def environment_report(result: PassResult, *, target_url: str | None = None) -> 
 
 
 class Reporter:
-    """Reports passes to GitHub and chat without ever making a pass wait for them."""
+    """Reports passes to GitHub without ever making a pass wait for it."""
 
     def __init__(
         self,
         *,
         github: GitHubClient | None = None,
-        chat: ChatNotifier | None = None,
         target_url: str | None = None,
     ) -> None:
         self.github = github
-        self.chat = chat
         self.target_url = target_url
         self._pending: OrderedDict[str, Callable[[], None]] = OrderedDict()
         self._wake = threading.Condition()
@@ -89,9 +85,6 @@ class Reporter:
         if result.commit:  # a fetch that failed has no commit to put a status on
             report = self._continued(environment_report(result, target_url=self.target_url), result)
             self._queue(f"status:{result.environment}", lambda: self._post_status(report))
-        if result.ok and self.chat is not None and self.chat.configured:
-            summary = DriftSummary(result.environment, result.commit, result.drift, target_url=self.target_url)
-            self._queue(f"chat:{result.environment}", lambda: self._post_chat(summary))
 
     def _continued(self, report: EnvironmentReport, result: PassResult) -> EnvironmentReport:
         """Between commits a status keeps saying what the apply did ("3 created; rollout healthy"),
@@ -136,10 +129,6 @@ class Reporter:
         if self.github is not None:
             self.github.create_status(report.commit, commit_status(report))
 
-    def _post_chat(self, summary: DriftSummary) -> None:
-        if self.chat is not None:
-            self.chat.report_drift(summary)
-
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued was sent (or failed); False on timeout."""
         with self._wake:
@@ -151,6 +140,5 @@ class Reporter:
             self._closed = True
             self._wake.notify_all()
         self._thread.join(timeout_s)
-        for client in (self.github, self.chat):
-            if client is not None:
-                client.close()
+        if self.github is not None:
+            self.github.close()

@@ -1,11 +1,9 @@
-"""Drift reports to chat: Slack incoming webhooks and generic JSON webhooks.
+"""Chat messages to a Slack incoming webhook and a generic JSON webhook.
 
-``ChatNotifier.report_drift`` is called after every drift check; ``core.report.decide_chat``
-decides, per destination, whether this is news (drift appeared or changed, or was resolved), so a
-channel gets one message when drift appears and one when it is gone, however many passes see it
-in between. A destination remembers a fingerprint only once its post succeeded, so a failed post is
-tried again on the next pass, and a post that reached Slack is never repeated because the generic
-webhook failed. The memory is per process: after a restart, drift still present is announced once.
+The adapter only posts: what to say and whether it is news is decided in the core
+(``core.chat_report``, ``core.chat_failure``, ``core.chat_digest``) and remembered in the cluster
+(``cluster.chat_memory``) by ``gitops_agent.chat_reporting``. Each destination is posted to on its
+own (``send``), so a post that reached Slack is never repeated because the generic webhook failed.
 
 Webhook URLs are credentials (anyone holding one can post to the channel): they appear in no
 message or log line. That is also why requests go straight to an httpx transport rather than
@@ -26,7 +24,7 @@ import httpx
 from gitops_agent import __version__
 from gitops_agent.adapters import http_retry
 from gitops_agent.adapters.http_retry import RetryPolicy, Timing
-from gitops_agent.core.chat_report import ChatKind, DriftSummary, decide_chat, generic_webhook_payload, slack_message
+from gitops_agent.core.chat_report import ChatMessage
 from gitops_agent.errors import ReportError
 
 log = logging.getLogger(__name__)
@@ -39,15 +37,21 @@ USER_AGENT = f"gitops-agent/{__version__}"
 QUOTE_LIMIT = 200
 
 
+#: destination ids (the chat memory's keys) and their names in messages and logs
+SLACK, WEBHOOK = "slack", "webhook"
+_LABELS = {SLACK: "Slack webhook", WEBHOOK: "chat webhook"}
+
+
 @dataclass(frozen=True)
 class _Destination:
+    id: str
     label: str  # for messages and logs: never the URL
     url: str = field(repr=False)
-    build: Callable[[DriftSummary, ChatKind], dict[str, Any]] = field(repr=False)
+    payload: Callable[[ChatMessage], dict[str, Any]] = field(repr=False)
 
 
 class ChatNotifier:
-    """Posts drift reports to a Slack incoming webhook and/or a generic JSON webhook."""
+    """Posts chat messages to a Slack incoming webhook and/or a generic JSON webhook."""
 
     def __init__(
         self,
@@ -60,19 +64,18 @@ class ChatNotifier:
         sleep: Callable[[float], None] | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
-        self._destinations = tuple(
-            _Destination(label, url.strip(), build)
-            for label, url, build in (
-                ("Slack webhook", slack_webhook_url, slack_message),
-                ("chat webhook", webhook_url, generic_webhook_payload),
+        self._destinations = {
+            key: _Destination(key, _LABELS[key], url.strip(), payload)
+            for key, url, payload in (
+                (SLACK, slack_webhook_url, _slack_payload),
+                (WEBHOOK, webhook_url, _webhook_payload),
             )
             if url and url.strip()
-        )
+        }
         self._transport = transport or httpx.HTTPTransport()
         defaults = Timing()
         self._timing = Timing(clock or defaults.clock, sleep or defaults.sleep, random or defaults.random)
         self._retry = retry
-        self._fingerprints: dict[tuple[str, str], str | None] = {}  # (destination, environment)
 
     @property
     def configured(self) -> bool:
@@ -81,41 +84,32 @@ class ChatNotifier:
     def close(self) -> None:
         self._transport.close()
 
-    def report_drift(self, summary: DriftSummary) -> dict[str, ChatKind]:
-        """Tells each destination what is new about this environment's unexpected drift; returns
-        what was sent where (``{"Slack webhook": "appeared"}``, empty when nothing was news).
-        Raises ``ReportError`` after trying every destination when any post failed."""
-        sent: dict[str, ChatKind] = {}
-        errors = []
-        for dest in self._destinations:
-            key = (dest.label, summary.environment)
-            decision = decide_chat(self._fingerprints.get(key), summary)
-            if decision.send is None:
-                continue
-            try:
-                self._post(dest, dest.build(summary, decision.send), summary.environment)
-            except ReportError as exc:
-                errors.append(str(exc))
-                continue
-            self._fingerprints[key] = decision.fingerprint
-            sent[dest.label] = decision.send
-        if errors:
-            raise ReportError("; ".join(errors))
-        return sent
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """The ids of the configured destinations (``slack``, ``webhook``)."""
+        return tuple(self._destinations)
 
-    def post(self, summary: DriftSummary, kind: ChatKind) -> None:
-        """Sends ``kind`` for ``summary`` to every destination now, remembering nothing (for a
-        test message, or a caller that keeps its own fingerprints)."""
+    def label(self, destination: str) -> str:
+        return _LABELS[destination]
+
+    def send(self, destination: str, message: ChatMessage) -> None:
+        """Posts ``message`` to one destination; ``ReportError`` when it could not."""
+        dest = self._destinations[destination]
+        self._post(dest, dest.payload(message), message.what)
+
+    def post(self, message: ChatMessage) -> None:
+        """Sends ``message`` to every destination now (a test message); raises ``ReportError``
+        after trying every destination when any post failed."""
         errors = []
-        for dest in self._destinations:
+        for destination in self._destinations:
             try:
-                self._post(dest, dest.build(summary, kind), summary.environment)
+                self.send(destination, message)
             except ReportError as exc:
                 errors.append(str(exc))
         if errors:
             raise ReportError("; ".join(errors))
 
-    def _post(self, dest: _Destination, payload: dict[str, Any], environment: str) -> None:
+    def _post(self, dest: _Destination, payload: dict[str, Any], what: str) -> None:
         def attempt(timeout: float) -> httpx.Response:
             request = httpx.Request(
                 "POST",
@@ -134,7 +128,15 @@ class ChatNotifier:
         response = http_retry.send(attempt, label=dest.label, policy=self._retry, timing=self._timing, hide_cause=True)
         if response.status_code >= 300:
             raise ReportError(_refusal(dest, response))
-        log.info("%s: drift report for %s posted", dest.label, environment)
+        log.info("%s: %s posted", dest.label, what)
+
+
+def _slack_payload(message: ChatMessage) -> dict[str, Any]:
+    return message.slack
+
+
+def _webhook_payload(message: ChatMessage) -> dict[str, Any]:
+    return message.webhook
 
 
 def _refusal(dest: _Destination, response: httpx.Response) -> str:

@@ -29,6 +29,11 @@ class Clusters:
         """The agent's own client in the environment's cluster."""
         return self._client(env.context, self._impersonate)
 
+    def home_kube(self) -> KubeClient:
+        """The agent's own client in the current context's cluster, where the leader's Lease and
+        chat's memory live (made on first use)."""
+        return self._client(None, self._impersonate)
+
     def api(self, env: EnvironmentConfig) -> ClusterApi:
         """A fresh view for one pass: discovery is read anew, so kinds added since are known."""
         return ClusterApi(self.kube(env))

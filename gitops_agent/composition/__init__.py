@@ -5,7 +5,8 @@ apart so one-shot commands never import the scheduler, the HTTP server or Promet
 agents the same way.
 
 One GitHub client per process, shared by the reporter, previews and proposals, counting its
-requests into the daemon's metrics.
+requests into the daemon's metrics. Chat has a listener of its own (``chat_reporting``), which
+keeps what it told in the agent's namespace of the current context's cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from gitops_agent.adapters.git_source import GitCredentials, GitSource
 from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
 from gitops_agent.adapters.renderer import Kustomize
 from gitops_agent.agent import Agent
+from gitops_agent.chat_reporting import ChatReporter
+from gitops_agent.cluster.chat_memory import ChatMemoryStore
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.lock import Locks, LockSettings
 from gitops_agent.config import Config, GitHubConfig, read_secret_file
@@ -131,11 +134,34 @@ def chat_notifier(config: Config) -> ChatNotifier | None:
 
 
 def reporter(config: Config, github: GitHubClient | None) -> Reporter | None:
-    """A Reporter for the config's ``github:`` and ``chat:`` sections; None when neither is set."""
-    chat = chat_notifier(config)
-    if github is None and chat is None:
+    """A Reporter of commit statuses; None without ``github:``."""
+    if github is None:
         return None
-    return Reporter(github=github, chat=chat, target_url=config.github.target_url if config.github else None)
+    return Reporter(github=github, target_url=_target_url(config))
+
+
+def chat_reporter(
+    config: Config, clusters: Clusters, *, leading: Callable[[], bool] | None = None
+) -> ChatReporter | None:
+    """The chat listener for the config's ``chat:`` section (None without one). ``leading`` (the
+    daemon's) lets it send the digest while this replica leads; one-shot commands send none."""
+    notifier = chat_notifier(config)
+    if notifier is None or config.chat is None:
+        return None
+    agent = config.agent
+    memory = ChatMemoryStore(clusters.home_kube, namespace=agent.namespace, field_manager=agent.field_manager)
+    return ChatReporter(
+        notifier,
+        memory,
+        environments=[env.name for env in config.environments],
+        target_url=_target_url(config),
+        digest=config.chat.digest,
+        leading=leading,
+    )
+
+
+def _target_url(config: Config) -> str | None:
+    return config.github.target_url if config.github else None
 
 
 # --- one-shot commands -------------------------------------------------------------------------
@@ -143,17 +169,20 @@ def reporter(config: Config, github: GitHubClient | None) -> Reporter | None:
 
 @dataclass
 class Wiring:
-    """What a one-shot command runs with; ``close`` sends what the reporter still holds."""
+    """What a one-shot command runs with; ``close`` sends what the reporters still hold."""
 
     agent: Agent
     github: GitHubClient | None
     reporter: Reporter | None = None
+    chat: ChatReporter | None = None
 
     def close(self) -> None:
         if self.reporter is not None:
             self.reporter.close()  # statuses of this run are sent before the command returns
         elif self.github is not None:
             self.github.close()
+        if self.chat is not None:
+            self.chat.close()  # chat messages of this run too: it waits for them (bounded)
         self.agent.close()
 
 
@@ -171,12 +200,15 @@ def command_wiring(
     followed after an apply (``--no-wait``, ``--timeout``, progress lines); ``lock_wait_s``: how long
     a pass waits for another holder of its environment's lock (``--lock-timeout``)."""
     client = github_client(config) if github else None
+    clusters = Clusters(kubeconfig=kubeconfig)
     told = reporter(config, client) if report else None
+    chat = chat_reporter(config, clusters) if report else None
     agent = build_agent(
         config,
         kubeconfig=kubeconfig,
-        listeners=[told] if told else (),
+        listeners=[listener for listener in (told, chat) if listener is not None],
+        clusters=clusters,
         follow=follow or FollowSettings(),
         lock=lock_settings(lock_wait_s),
     )
-    return Wiring(agent, client, told)
+    return Wiring(agent, client, told, chat)

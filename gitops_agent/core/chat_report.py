@@ -90,6 +90,22 @@ class DriftSummary:
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    """One piece of news for every destination: a Slack payload and a generic webhook payload;
+    ``what`` names it in log lines (never a value)."""
+
+    what: str
+    slack: dict[str, Any]
+    webhook: dict[str, Any]
+
+
+def drift_message(summary: DriftSummary, kind: ChatKind) -> ChatMessage:
+    return ChatMessage(
+        f"drift {kind} in {summary.environment}", slack_message(summary, kind), generic_webhook_payload(summary, kind)
+    )
+
+
+@dataclass(frozen=True)
 class ChatDecision:
     """What to send for this pass, and the fingerprint to remember once it is sent (None: no
     unexpected drift now)."""
@@ -155,9 +171,9 @@ def slack_message(summary: DriftSummary, kind: ChatKind = "appeared") -> dict[st
 
 
 def _slack_resolved(s: DriftSummary) -> dict[str, Any]:
-    text = f"Drift in {s.environment} resolved: live objects match commit {_short(s.commit)} again"
-    body = f"Live objects in *{_esc(s.environment)}* match commit `{_short(s.commit)}` again."
-    blocks = [_header(f"✅ Drift in {s.environment} resolved"), _section(body + _link(s.target_url))]
+    text = f"Drift in {s.environment} resolved: live objects match commit {short(s.commit)} again"
+    body = f"Live objects in *{esc(s.environment)}* match commit `{short(s.commit)}` again."
+    blocks = [header(f"✅ Drift in {s.environment} resolved"), section(body + link(s.target_url))]
     return {"text": text, "blocks": blocks}
 
 
@@ -166,50 +182,50 @@ def _slack_appeared(s: DriftSummary) -> dict[str, Any]:
     fields = sum(len(o.unexpected_fields) for o in unexpected)
     text = (
         f"Unexpected drift in {s.environment}: {objects_word(len(unexpected))} changed outside git "
-        f"since commit {_short(s.commit)}"
+        f"since commit {short(s.commit)}"
     )
     facts = {
-        "Environment": _esc(s.environment),
-        "Commit": f"`{_short(s.commit)}`",
+        "Environment": esc(s.environment),
+        "Commit": f"`{short(s.commit)}`",
         "Objects": str(len(unexpected)),
         "Fields": str(fields),
     }
     blocks: list[dict[str, Any]] = [
-        _header(f"⚠️ Drift in {s.environment}: {objects_word(len(unexpected))} changed outside git"),
-        _section(f"Live objects in *{_esc(s.environment)}* no longer match git.{_link(s.target_url)}", facts),
+        header(f"⚠️ Drift in {s.environment}: {objects_word(len(unexpected))} changed outside git"),
+        section(f"Live objects in *{esc(s.environment)}* no longer match git.{link(s.target_url)}", facts),
     ]
     shown = unexpected[:SLACK_MAX_OBJECTS]
-    blocks += [_section(_object_text(o)) for o in shown]
+    blocks += [section(_object_text(o)) for o in shown]
     notes = []
     if len(unexpected) > len(shown):
         notes.append(f"…and {len(unexpected) - len(shown)} more objects")
     if s.expected_fields:
         notes.append(f"{s.expected_fields} field(s) drifted as expected (allowed controllers), not listed")
     if notes:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _esc(". ".join(notes))}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(". ".join(notes))}]})
     return {"text": text, "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
 def _object_text(obj: ObjectDrift) -> str:
     """``*Kind/ns/name* — what happened`` and one line per unexpected field, as many as fit."""
-    title = f"*{_esc(str(obj.key))}*"
+    title = f"*{esc(str(obj.key))}*"
     if obj.state == MISSING:
         return f"{title} — deleted from the cluster"
     if obj.state == EXTRA:
         return f"{title} — in the cluster with the environment's label, not in git"
     lines = [_field_line(obj, f) for f in obj.unexpected_fields]
-    return _fit([f"{title} — changed outside git", *lines], SLACK_SECTION_LIMIT, "fields")
+    return fit([f"{title} — changed outside git", *lines], SLACK_SECTION_LIMIT, "fields")
 
 
 def _field_line(obj: ObjectDrift, f: DriftedField) -> str:
-    who = f" by `{_code(f.manager)}`" if f.manager else " removed"
-    since = f" since {_esc(f.since)}" if f.since else ""
+    who = f" by `{code(f.manager)}`" if f.manager else " removed"
+    since = f" since {esc(f.since)}" if f.since else ""
     secret = is_secret_key(obj.key)
-    change = SECRET_CHANGED if secret else f"`{_code(_value(f.desired))}` → `{_code(_value(f.live))}`"
-    return f"• `{_code(f.path)}`{who}{since}: {change}"
+    change = SECRET_CHANGED if secret else f"`{code(_value(f.desired))}` → `{code(_value(f.live))}`"
+    return f"• `{code(f.path)}`{who}{since}: {change}"
 
 
-def _fit(lines: Sequence[str], limit: int, noun: str) -> str:
+def fit(lines: Sequence[str], limit: int, noun: str) -> str:
     """The first line, then as many of the others as fit in ``limit`` characters with room left
     for ``…and N more <noun>`` when some do not."""
     head, rest = lines[0], lines[1:]
@@ -229,11 +245,11 @@ def cut_lines(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
-def _header(text: str) -> dict[str, Any]:
+def header(text: str) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": cut(text, SLACK_HEADER_LIMIT), "emoji": True}}
 
 
-def _section(text: str, fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+def section(text: str, fields: Mapping[str, str] | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "section",
         "text": {"type": "mrkdwn", "text": cut_lines(text, SLACK_SECTION_LIMIT)},
@@ -244,18 +260,18 @@ def _section(text: str, fields: Mapping[str, str] | None = None) -> dict[str, An
     return block
 
 
-def _link(url: str | None) -> str:
+def link(url: str | None) -> str:
     return f" <{url.replace('|', '%7C').replace('>', '%3E')}|Details>" if url else ""
 
 
-def _esc(text: str) -> str:
+def esc(text: str) -> str:
     """Slack mrkdwn needs exactly these three escaped; anything else is shown as typed."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _code(text: str) -> str:
+def code(text: str) -> str:
     """Text for inside backticks: a backtick would end the code span early."""
-    return _esc(text).replace("`", "'")
+    return esc(text).replace("`", "'")
 
 
 def _value(value: Any) -> str:
@@ -264,7 +280,7 @@ def _value(value: Any) -> str:
     return cut(value if isinstance(value, str) else _canonical(value), VALUE_LIMIT)
 
 
-def _short(commit: str) -> str:
+def short(commit: str) -> str:
     return commit[:12]
 
 

@@ -13,6 +13,9 @@ from kubernetes import client as k8s
 from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.http_retry import RetryPolicy
+from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.chat_reporting import ChatReporter
+from gitops_agent.cluster.chat_memory import ChatMemoryStore
 from gitops_agent.reporting import Reporter
 from tests.doubles.chat_server import ChatServer
 from tests.doubles.github_server import GitHubServer
@@ -39,12 +42,23 @@ def chat() -> Iterator[ChatServer]:
 
 
 @pytest.fixture
-def reporter(github: GitHubServer, chat: ChatServer) -> Iterator[Reporter]:
+def reporter(github: GitHubServer) -> Iterator[Reporter]:
     client = GitHubClient(github.url, f"{github.owner}/{github.repo}", github.token, retry=FAST)
-    notifier = ChatNotifier(slack_webhook_url=chat.slack_url, webhook_url=chat.webhook_url, retry=FAST)
-    r = Reporter(github=client, chat=notifier, target_url="https://agent.example/status")
+    r = Reporter(github=client, target_url="https://agent.example/status")
     yield r
     r.close()
+
+
+@pytest.fixture
+def chat_reporter(chat: ChatServer, kubeconfig: str, names: dict[str, str]) -> Iterator[ChatReporter]:
+    """Chat's listener as the composition root builds it: its memory in the agent's namespace."""
+    kube = KubeClient.connect(kubeconfig=kubeconfig)
+    notifier = ChatNotifier(slack_webhook_url=chat.slack_url, webhook_url=chat.webhook_url, retry=FAST)
+    memory = ChatMemoryStore(lambda: kube, namespace=names["agent"], field_manager="gitops-agent")
+    r = ChatReporter(notifier, memory, environments=["dev", "prod"], target_url="https://agent.example/status")
+    yield r
+    r.close()
+    kube.close()
 
 
 def statuses(github: GitHubServer, context: str) -> list[tuple[str, str, str]]:
@@ -107,11 +121,12 @@ def test_drift_is_told_once_when_it_appears_and_once_when_it_is_resolved(
     tmp_path: Path,
     agent_factory: AgentFactory,
     reporter: Reporter,
+    chat_reporter: ChatReporter,
     chat: ChatServer,
     github: GitHubServer,
     api_client: k8s.ApiClient,
 ) -> None:
-    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter])
+    agent = agent_factory(make_config(app, names, tmp_path), listeners=[reporter, chat_reporter])
     agent.sync_all()
     apps, core = k8s.AppsV1Api(api_client), k8s.CoreV1Api(api_client)
     apps.patch_namespaced_deployment_scale(
@@ -123,7 +138,7 @@ def test_drift_is_told_once_when_it_appears_and_once_when_it_is_resolved(
 
     for _ in range(3):  # the same drift, pass after pass: one message per environment
         agent.sync_all()
-        assert reporter.flush()
+        assert reporter.flush() and chat_reporter.flush()
     appeared = [p for p in chat.webhook_payloads if p["event"] == "drift.appeared"]
     assert sorted(p["environment"] for p in appeared) == ["dev", "prod"]
     assert len(chat.slack_messages) == 2
@@ -136,7 +151,7 @@ def test_drift_is_told_once_when_it_appears_and_once_when_it_is_resolved(
         "api", names["dev"], {"spec": {"replicas": 2}}, field_manager="kubectl-scale"
     )
     agent.sync_all("dev")
-    assert reporter.flush()
+    assert reporter.flush() and chat_reporter.flush()
     resolved = [p for p in chat.webhook_payloads if p["event"] == "drift.resolved"]
     assert [p["environment"] for p in resolved] == ["dev"]
     assert statuses(github, "gitops-agent/dev")[-1][1] == "success"

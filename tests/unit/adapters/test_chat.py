@@ -1,5 +1,5 @@
-"""Chat drift reports over loopback HTTP: one message when drift appears, one when it is resolved,
-retries within a bounded time, and webhook URLs kept secret."""
+"""Chat messages over loopback HTTP: each destination its own payload, retries within a bounded
+time, and webhook URLs kept secret. (What is news: ``test_chat_reporting``.)"""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gitops_agent.adapters.chat import CHAT_RETRY, ChatNotifier
+from gitops_agent.adapters.chat import CHAT_RETRY, SLACK, WEBHOOK, ChatNotifier
 from gitops_agent.adapters.http_retry import RetryPolicy
-from gitops_agent.core.chat_report import SECRET_CHANGED, DriftSummary
+from gitops_agent.core.chat_report import SECRET_CHANGED, ChatMessage, DriftSummary, drift_message
 from gitops_agent.core.drift import CHANGED, DriftedField, ObjectDrift
 from gitops_agent.errors import ReportError
 from gitops_agent.model import ObjectKey
@@ -23,7 +23,6 @@ from tests.doubles.loopback import FakeClock, Fault, hang, retry_after, server_e
 SHA = "0123456789abcdef0123456789abcdef01234567"
 API = ObjectKey("apps", "Deployment", "shop", "api")
 EDIT = DriftedField("/spec/template/spec/containers/0/image", "api:1.2", "api:1.3", "kubectl-edit", "", False)
-SLACK, WEBHOOK = "Slack webhook", "chat webhook"
 
 
 @pytest.fixture
@@ -59,6 +58,10 @@ def clean(env: str = "prod") -> DriftSummary:
     return DriftSummary(env, SHA)
 
 
+def appeared() -> ChatMessage:
+    return drift_message(drifted(), "appeared")
+
+
 def secrets_of(chat: ChatServer) -> list[str]:
     return [chat.slack_path.rsplit("/", 1)[-1], chat.webhook_path.rsplit("/", 1)[-1]]
 
@@ -66,36 +69,15 @@ def secrets_of(chat: ChatServer) -> list[str]:
 # --- what is sent -----------------------------------------------------------------------------
 
 
-def test_one_message_when_drift_appears_and_one_when_resolved(chat: ChatServer, clock: FakeClock) -> None:
+def test_each_destination_gets_its_own_payload(chat: ChatServer, clock: FakeClock) -> None:
     n = notifier(chat, clock)
-    sent = [n.report_drift(s) for s in (clean(), drifted(), drifted(), drifted(), clean(), clean())]
-    assert sent == [{}, {SLACK: "appeared", WEBHOOK: "appeared"}, {}, {}, {SLACK: "resolved", WEBHOOK: "resolved"}, {}]
-    assert [m["text"].split(":")[0] for m in chat.slack_messages] == [
-        "Unexpected drift in prod",
-        "Drift in prod resolved",
-    ]
+    assert n.destinations == (SLACK, WEBHOOK) and n.configured
+    n.send(WEBHOOK, appeared())
+    assert chat.slack_messages == [] and [p["event"] for p in chat.webhook_payloads] == ["drift.appeared"]
+    n.post(drift_message(clean(), "resolved"))
+    assert [m["text"].split(":")[0] for m in chat.slack_messages] == ["Drift in prod resolved"]
     assert [p["event"] for p in chat.webhook_payloads] == ["drift.appeared", "drift.resolved"]
     assert chat.webhook_payloads[0]["objects"][0]["fields"][0]["new"] == "api:1.3"
-
-
-def test_changed_drift_is_news_again(chat: ChatServer, clock: FakeClock) -> None:
-    n = notifier(chat, clock, webhook=False)
-    n.report_drift(drifted())
-    n.report_drift(drifted(DriftedField(EDIT.path, "api:1.2", "api:1.4", "kubectl-edit", "", False)))
-    assert len(chat.slack_messages) == 2 and "api:1.4" in str(chat.slack_messages[1])
-
-
-def test_environments_are_reported_separately(chat: ChatServer, clock: FakeClock) -> None:
-    n = notifier(chat, clock, webhook=False)
-    n.report_drift(drifted(env="prod"))
-    n.report_drift(drifted(env="staging"))
-    n.report_drift(clean("staging"))
-    n.report_drift(drifted(env="prod"))
-    assert [m["text"].split(":")[0] for m in chat.slack_messages] == [
-        "Unexpected drift in prod",
-        "Unexpected drift in staging",
-        "Drift in staging resolved",
-    ]
 
 
 def test_huge_drift_is_a_message_slack_accepts(chat: ChatServer, clock: FakeClock) -> None:
@@ -105,7 +87,7 @@ def test_huge_drift_is_a_message_slack_accepts(chat: ChatServer, clock: FakeCloc
         ))
         for i in range(200)
     )  # fmt: skip
-    notifier(chat, clock).report_drift(DriftSummary("prod", SHA, objects))
+    notifier(chat, clock).post(drift_message(DriftSummary("prod", SHA, objects), "appeared"))
     assert len(chat.slack_messages) == 1 and chat.webhook_payloads[0]["omitted_objects"] == 100
 
 
@@ -115,7 +97,7 @@ def test_secret_values_never_reach_chat(chat: ChatServer, clock: FakeClock) -> N
         CHANGED,
         (DriftedField("/data/password", "aHVudGVyMg==", "c3dvcmRmaXNo", "kubectl-edit", "", False),),
     )
-    notifier(chat, clock).report_drift(DriftSummary("prod", SHA, (secret,)))
+    notifier(chat, clock).post(drift_message(DriftSummary("prod", SHA, (secret,)), "appeared"))
     bodies = b"".join(r.body for r in chat.requests)
     assert b"aHVudGVyMg==" not in bodies and b"c3dvcmRmaXNo" not in bodies
     assert SECRET_CHANGED.encode() in bodies
@@ -123,7 +105,8 @@ def test_secret_values_never_reach_chat(chat: ChatServer, clock: FakeClock) -> N
 
 def test_nothing_configured_sends_nothing(chat: ChatServer, clock: FakeClock) -> None:
     n = notifier(chat, clock, slack=False, webhook=False)
-    assert not n.configured and n.report_drift(drifted()) == {} and chat.requests == []
+    n.post(appeared())
+    assert not n.configured and n.destinations == () and chat.requests == []
 
 
 # --- resilience -------------------------------------------------------------------------------
@@ -131,44 +114,42 @@ def test_nothing_configured_sends_nothing(chat: ChatServer, clock: FakeClock) ->
 
 def test_server_errors_are_retried(chat: ChatServer, clock: FakeClock) -> None:
     chat.inject(server_error(503, path=chat.slack_path), times=2)
-    assert notifier(chat, clock, webhook=False).report_drift(drifted()) == {SLACK: "appeared"}
+    notifier(chat, clock, webhook=False).send(SLACK, appeared())
     assert len(chat.slack_messages) == 1 and len(chat.requests) == 3
     assert clock.sleeps == [0.375, 0.75]  # CHAT_RETRY backoff, half fixed half jitter
 
 
 def test_slack_retry_after_is_honoured(chat: ChatServer, clock: FakeClock) -> None:
     chat.inject(retry_after(3, path=chat.slack_path))
-    notifier(chat, clock, webhook=False).report_drift(drifted())
+    notifier(chat, clock, webhook=False).post(appeared())
     assert clock.sleeps == [3.0] and len(chat.slack_messages) == 1
 
 
 def test_a_long_retry_after_is_not_waited(chat: ChatServer, clock: FakeClock) -> None:
     chat.inject(retry_after(600, path=chat.slack_path))
     with pytest.raises(ReportError, match="Slack webhook: answered 429 with retry-after 600s; not waiting"):
-        notifier(chat, clock, webhook=False).report_drift(drifted())
+        notifier(chat, clock, webhook=False).post(appeared())
     assert clock.sleeps == []
 
 
 def test_a_refused_message_is_a_readable_error(chat: ChatServer, clock: FakeClock) -> None:
     chat.inject(Fault(400, b"invalid_blocks", content_type="text/plain"))
     with pytest.raises(ReportError, match=r"^Slack webhook: refused the message \(400 invalid_blocks\)$"):
-        notifier(chat, clock, webhook=False).report_drift(drifted())
+        notifier(chat, clock, webhook=False).post(appeared())
 
 
 def test_a_revoked_webhook_says_what_to_check(chat: ChatServer, clock: FakeClock) -> None:
     n = ChatNotifier(slack_webhook_url=chat.url + "/services/T0/B0/revoked", clock=clock, sleep=clock.sleep)
     with pytest.raises(ReportError, match=r"404 no_service\); the webhook URL is no longer valid"):
-        n.report_drift(drifted())
+        n.post(appeared())
 
 
-def test_a_failed_destination_is_tried_again_and_the_other_not_repeated(chat: ChatServer, clock: FakeClock) -> None:
+def test_one_destination_failing_does_not_keep_the_other_from_its_message(chat: ChatServer, clock: FakeClock) -> None:
     n = notifier(chat, clock)
     chat.inject(server_error(500, path=chat.slack_path), times=CHAT_RETRY.attempts)
     with pytest.raises(ReportError, match="Slack webhook: answered 500"):
-        n.report_drift(drifted())
+        n.post(appeared())
     assert (len(chat.slack_messages), len(chat.webhook_payloads)) == (0, 1)
-    assert n.report_drift(drifted()) == {SLACK: "appeared"}
-    assert (len(chat.slack_messages), len(chat.webhook_payloads)) == (1, 1)
 
 
 def test_an_outage_fails_fast(clock: FakeClock) -> None:
@@ -177,7 +158,7 @@ def test_an_outage_fails_fast(clock: FakeClock) -> None:
     n = ChatNotifier(slack_webhook_url=url, clock=clock, sleep=clock.sleep, random=lambda: 0.5)
     started = time.monotonic()
     with pytest.raises(ReportError, match=r"Slack webhook: network error: could not connect \(gave up after 3"):
-        n.report_drift(drifted())
+        n.post(appeared())
     assert time.monotonic() - started < 1.0
     assert sum(clock.sleeps) <= CHAT_RETRY.budget
 
@@ -189,7 +170,7 @@ def test_a_hanging_chat_is_bounded_in_real_time(chat: ChatServer) -> None:
     n = ChatNotifier(slack_webhook_url=chat.slack_url, retry=policy)
     started = time.monotonic()
     with pytest.raises(ReportError, match="no answer in time"):
-        n.report_drift(drifted())
+        n.post(appeared())
     assert time.monotonic() - started < 0.75  # two full timeouts would be 0.8 s
 
 
@@ -201,15 +182,15 @@ def test_webhook_urls_never_in_errors_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     n = notifier(chat, clock)
-    n.report_drift(drifted())
+    n.post(appeared())
     chat.inject(Fault(400, chat.slack_url.encode(), content_type="text/plain"))  # a service echoing the URL
     chat.inject(server_error(502, path=chat.webhook_path), times=CHAT_RETRY.attempts)
     with pytest.raises(ReportError) as err:
-        n.report_drift(clean())
+        n.post(drift_message(clean(), "resolved"))
     with ChatServer() as gone:
         url = gone.slack_url
     with pytest.raises(ReportError) as unreachable:
-        ChatNotifier(slack_webhook_url=url, clock=clock, sleep=clock.sleep).report_drift(drifted())
+        ChatNotifier(slack_webhook_url=url, clock=clock, sleep=clock.sleep).post(appeared())
     texts = [caplog.text]
     for e in (err, unreachable):
         texts += [str(e.value), repr(e.value), "".join(traceback.format_exception(e.value))]
