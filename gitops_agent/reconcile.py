@@ -20,12 +20,13 @@ from gitops_agent import __version__
 from gitops_agent.cluster import ClusterApi, SyncOptions, SyncResult, sync
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.lock import EnvironmentLock, LockedError, LockLostError, Locks
+from gitops_agent.cluster.prepare import inventoried
 from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.sync import drift
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
-from gitops_agent.core.ledger import FAILED, Ledger
+from gitops_agent.core.ledger import FAILED, Ledger, LedgerEntry, clipped
 from gitops_agent.core.pass_rules import (
     PLANNED,
     UP_TO_DATE,
@@ -35,11 +36,14 @@ from gitops_agent.core.pass_rules import (
     held_commit,
     ledger_entry,
     next_step,
+    rollout_health,
+    rollout_record,
+    to_follow,
     to_repair,
 )
 from gitops_agent.errors import GitOpsError
 from gitops_agent.handover import Handover
-from gitops_agent.model import Action, DesiredObject, Health
+from gitops_agent.model import DesiredObject, Health
 from gitops_agent.rollout import RolloutProgress, default_timeout, follow
 from gitops_agent.snapshots import Snapshots
 
@@ -71,8 +75,11 @@ class PassResult:
     sync: SyncResult | None = None
     drift: tuple[ObjectDrift, ...] = ()
     repaired: SyncResult | None = None
-    #: the rollout after an apply: Current, Failed, or still InProgress when the pass stopped following
+    #: the rollout of ``commit``: after an apply, as followed; between commits, as the ledger keeps it
+    #: (Current, Failed, or InProgress when the agent stopped following); None: not followed
     health: Health | None = None
+    #: the ledger entry running after the pass (what the environment runs and how its apply went)
+    running: LedgerEntry | None = None
     error: str = ""
     reason: str = ""
     message: str = ""
@@ -190,12 +197,16 @@ class Reconciler:
                 ledger, commit, objects, step = self._decide(env, store, target, request)
             if step is Step.WAIT:
                 waiting = self._drift_since_last(env, api, ledger)
-                return PassResult(env.name, commit, WAITING, drift=waiting, message="waiting for a manual sync")
-            outcome = PassResult(env.name, commit, UP_TO_DATE)
+                running = ledger.last_success()
+                return PassResult(
+                    env.name, commit, WAITING, drift=waiting, running=running, message="waiting for a manual sync"
+                )
             if step is Step.APPLY:
                 outcome = self._apply(env, api, store, ledger, commit, objects, request, lock)
                 if not outcome.ok:
                     return outcome
+            else:
+                outcome = self._pick_up(env, api, store, ledger, commit, objects)
             return self._check(env, api, store, commit, objects, outcome, lock)
 
     def _decide(
@@ -256,14 +267,61 @@ class Reconciler:
             forced=request.force,
             rolled_back_from=request.rolled_back_from,
             approved_by=request.approved_by,
+            rollout=rollout_record(None)[0] if result.ok else "",
         )
         if entry is not None:
-            store.write_ledger(env.name, ledger.record(entry))
+            ledger = store.write_ledger(env.name, ledger.record(entry))
         lock.release()  # written: following the rollout writes nothing, and must not hold up a rollback
         if not result.ok:
             return PassResult.of_sync(result, outcome)
-        # "Applied" is not "working": follow what changed until it is healthy, failed or late.
-        return replace(PassResult.of_sync(result, outcome), health=self._follow(env, api, objects, result))
+        # "Applied" is not "working": follow the snapshot until it is healthy, failed or late, and
+        # keep how far it got in the ledger, so an agent restarted meanwhile picks it up again.
+        running = entry or ledger.last_success()
+        health = self._follow(env, api, objects, elapsed_before_s=0.0)
+        ledger, running = self._record_rollout(env, store, ledger, running, health)
+        return replace(PassResult.of_sync(result, outcome), health=health, running=running)
+
+    def _pick_up(
+        self,
+        env: EnvironmentConfig,
+        api: ClusterApi,
+        store: StateStore,
+        ledger: Ledger,
+        commit: str,
+        objects: tuple[DesiredObject, ...],
+    ) -> PassResult:
+        """Between commits: the running commit's rollout as the ledger keeps it, followed to its end
+        first when nobody did (a restart or leader change mid-rollout, ``sync --no-wait``)."""
+        running = ledger.last_success()
+        if to_follow(running, commit) and running is not None:
+            health = self._follow(env, api, objects, elapsed_before_s=_age_s(running.time))
+            if health is not None:
+                ledger, running = self._record_rollout(env, store, ledger, running, health)
+        return PassResult(env.name, commit, UP_TO_DATE, health=rollout_health(running), running=running)
+
+    def _record_rollout(
+        self,
+        env: EnvironmentConfig,
+        store: StateStore,
+        ledger: Ledger,
+        entry: LedgerEntry | None,
+        health: Health | None,
+    ) -> tuple[Ledger, LedgerEntry | None]:
+        """The rollout's state written on its ledger entry (a conditional write: it lands on the
+        entry even when another pass recorded a newer one meanwhile). A failed write is logged: the
+        next pass follows the rollout again."""
+        if entry is None:
+            return ledger, entry
+        status, message = rollout_record(health)
+        updated = ledger.with_rollout(entry, status, message)
+        if updated is ledger:
+            return ledger, entry
+        try:
+            ledger = store.write_ledger(env.name, updated)
+        except GitOpsError as exc:
+            log.warning("%s: the rollout's state was not recorded (the next pass follows it again): %s", env.name, exc)
+            return ledger, entry
+        return ledger, clipped(replace(entry, rollout=status, rollout_message=message))
 
     def _check(
         self,
@@ -298,18 +356,27 @@ class Reconciler:
         return store.read_ledger(env.name).is_current(commit)
 
     def _follow(
-        self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...], result: SyncResult
+        self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...], *, elapsed_before_s: float
     ) -> Health | None:
-        changed = [o.key for o in result.objects if o.action in (Action.CREATED, Action.CONFIGURED)]
-        if not changed or not self.follow_settings.enabled:
+        """The snapshot's rollout (every object: a commit is healthy when all it holds is, not only
+        what it changed), followed until Current, Failed or ``elapsed_before_s`` plus this pass's
+        wait reaches the timeout. None when following is off (``sync --no-wait``)."""
+        if not self.follow_settings.enabled:
             return None
+        keys = [p.key for p in inventoried(api, objects, sync_options(self.config, env))]
         settings = self.follow_settings
         timeout = settings.timeout_s or env.health_timeout_s or default_timeout(o.manifest for o in objects)
         tell = settings.progress
         progress = None if tell is None else (lambda seen: tell(env.name, seen))
         reads = LiveReads(api)
         return follow(
-            changed, reads, timeout_s=timeout, poll_s=settings.poll_s, stop=self.stopping, progress=progress
+            keys,
+            reads,
+            timeout_s=timeout,
+            poll_s=settings.poll_s,
+            stop=self.stopping,
+            progress=progress,
+            elapsed_before_s=elapsed_before_s,
         ).health
 
     def _handover(self, env: EnvironmentConfig, api: ClusterApi) -> Handover:
@@ -331,6 +398,15 @@ class Reconciler:
                 event(listener)
             except Exception:  # a listener must never break a pass
                 log.exception("a pass listener (%s) failed; reconciliation goes on", type(listener).__name__)
+
+
+def _age_s(time: str) -> float:
+    """Seconds since a ledger time (RFC 3339, UTC); 0 when it cannot be read."""
+    try:
+        then = datetime.strptime(time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
 def _still_held(result: SyncResult, lock: EnvironmentLock) -> SyncResult:

@@ -17,11 +17,11 @@ from dataclasses import replace
 
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.core.drift import DriftCounts
-from gitops_agent.core.ledger import APPLIED, FAILED, REACHED
-from gitops_agent.core.pass_rules import UP_TO_DATE
-from gitops_agent.core.report import EnvironmentReport, Phase, commit_status
+from gitops_agent.core.ledger import FAILED
+from gitops_agent.core.pass_rules import NOT_FOLLOWED, WAITING
+from gitops_agent.core.report import EnvironmentReport, Phase, change_counts, commit_status, summary_counts
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import ChangeSet, HealthStatus
+from gitops_agent.model import HealthStatus
 from gitops_agent.reconcile import PassResult
 
 log = logging.getLogger(__name__)
@@ -35,25 +35,37 @@ _FAILED_PHASES = {
 
 
 def environment_report(result: PassResult, *, target_url: str | None = None) -> EnvironmentReport:
-    """What a pass means for its commit status (pure)."""
+    """What a pass means for its commit status (pure). ``success`` needs the rollout read as
+    Current: a pass that did not follow it (``sync --no-wait``) or is still following says pending."""
     drift = DriftCounts.of(result.drift)
     report = EnvironmentReport(
         environment=result.environment,
         commit=result.commit,
-        phase=Phase.HEALTHY if result.outcome in (APPLIED, REACHED) else Phase.DRIFT,
-        changes=result.sync.changes if result.sync else ChangeSet(),
+        phase=Phase.HEALTHY,
+        changes=_changes(result),
         drift_expected=drift.expected,
         drift_unexpected=drift.unexpected,
         target_url=target_url,
     )
     if result.outcome == FAILED:
         return replace(report, phase=_FAILED_PHASES.get(result.reason, Phase.APPLY_FAILED), error=result.error)
+    if result.outcome == WAITING:
+        return replace(report, phase=Phase.WAITING, waiting_hint=f"gitops-agent sync --env {result.environment}")
     health = result.health
-    if health is not None and health.status is HealthStatus.FAILED:
+    if health is None:
+        return replace(report, phase=Phase.PROGRESSING, health_message=NOT_FOLLOWED)
+    if health.status is HealthStatus.FAILED:
         return replace(report, phase=Phase.ROLLOUT_FAILED, health_message=health.message)
-    if health is not None and health.status is not HealthStatus.CURRENT:
+    if health.status is not HealthStatus.CURRENT:
         return replace(report, phase=Phase.PROGRESSING, health_message=health.message)
     return report
+
+
+def _changes(result: PassResult) -> str:
+    """What the commit's apply did: this pass's, or (between commits) the running entry's."""
+    if result.sync is not None:
+        return change_counts(result.sync.changes)
+    return summary_counts(result.running.summary) if result.running else ""
 
 
 class Reporter:
@@ -71,7 +83,6 @@ class Reporter:
         self._wake = threading.Condition()
         self._closed = False
         self._busy = False
-        self._applied: dict[str, EnvironmentReport] = {}  # per environment: the report of its last apply
         self._thread = threading.Thread(target=self._work, name="reporter", daemon=True)
         self._thread.start()
 
@@ -83,19 +94,8 @@ class Reporter:
 
     def finished(self, result: PassResult) -> None:
         if result.commit:  # a fetch that failed has no commit to put a status on
-            report = self._continued(environment_report(result, target_url=self.target_url), result)
+            report = environment_report(result, target_url=self.target_url)
             self._queue(f"status:{result.environment}", lambda: self._post_status(report))
-
-    def _continued(self, report: EnvironmentReport, result: PassResult) -> EnvironmentReport:
-        """Between commits a status keeps saying what the apply did ("3 created; rollout healthy"),
-        with the drift seen since, rather than flipping to a bare "in sync"."""
-        env = result.environment
-        if result.outcome in (APPLIED, REACHED):
-            self._applied[env] = report
-        last = self._applied.get(env)
-        if result.outcome == UP_TO_DATE and last is not None and last.commit == result.commit:
-            return replace(last, drift_expected=report.drift_expected, drift_unexpected=report.drift_unexpected)
-        return report
 
     # --- the worker ----------------------------------------------------------------------------
 

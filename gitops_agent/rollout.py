@@ -117,10 +117,13 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
     progress: Callable[[RolloutProgress], None] | None = None,
+    elapsed_before_s: float = 0.0,
 ) -> RolloutResult:
     """Poll until every object is Current, one is Failed, or ``timeout_s`` passes. ``stop`` (the
-    agent shutting down) ends the wait early: following is only watching, safe to abandon."""
-    started = clock()
+    agent shutting down) ends the wait early: following is only watching, safe to abandon.
+    ``elapsed_before_s``: how long the rollout ran before this follow began (an agent picking up a
+    rollout it stopped following counts the time since the apply)."""
+    started = clock() - elapsed_before_s
     while True:
         objects = health_of(keys, reader)
         status = aggregate(o.status for o in objects)

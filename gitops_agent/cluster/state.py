@@ -104,7 +104,7 @@ class StateStore:
         for _ in range(WRITE_ATTEMPTS):
             try:
                 stored = self._write(ledger_configmap(environment, self.namespace, ledger), ledger.version)
-                return replace(ledger, added=(), version=_version(stored))
+                return replace(ledger, added=(), updated=(), version=_version(stored))
             except ConflictError:
                 fresh = self.read_ledger(environment)
                 ledger = ledger.rebased(fresh)

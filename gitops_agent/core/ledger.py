@@ -6,8 +6,9 @@ it and knows that a commit was already applied and must not be applied again. It
 
 Its size does not grow with the environment: at most ``MAX_ENTRIES`` entries, each message and
 summary clipped, the oldest entries dropped while the whole is over ``LEDGER_BYTES``. A ledger
-remembers what it recorded since it was read (``added``) and the resourceVersion it was read at, so
-a write is conditional, and on a conflict our entries are appended to the ledger as re-read.
+remembers what it recorded since it was read (``added``, and the entries whose rollout it updated:
+``updated``) and the resourceVersion it was read at, so a write is conditional, and on a conflict our
+entries are appended to (and our rollout updates applied to) the ledger as re-read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SUMMARY_CHARS = 1000
 
 # results of an entry
 APPLIED, FAILED, REACHED = "applied", "failed", "reached"  # reached: same objects, nothing written
+# a rollout's states, as kstatus words (``model.HealthStatus`` values)
+ROLLOUT_IN_PROGRESS, ROLLOUT_CURRENT, ROLLOUT_FAILED = "InProgress", "Current", "Failed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,16 @@ class LedgerEntry:
     rolled_back_from: str = ""
     #: who approved applying this commit to a ``manual`` environment (a GitHub login), when a person did
     approved_by: str = ""
+    #: the rollout of this apply as last seen: ``InProgress`` while followed (or when the agent
+    #: stopped following: a restarted agent picks it up), ``Current``, ``Failed``; "" for an entry
+    #: written before the agent recorded rollouts, or a failed apply
+    rollout: str = ""
+    rollout_message: str = ""
+
+    @property
+    def rollout_settled(self) -> bool:
+        """The rollout reached an end (Current or Failed): nothing more to follow."""
+        return self.rollout in (ROLLOUT_CURRENT, ROLLOUT_FAILED)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,8 @@ class Ledger:
     added: tuple[LedgerEntry, ...] = field(default=(), compare=False, repr=False)
     #: the ConfigMap's resourceVersion when read ("": none stored; a write creates it)
     version: str = field(default="", compare=False, repr=False)
+    #: entries whose rollout was updated since read: what a write re-applies after a conflict
+    updated: tuple[LedgerEntry, ...] = field(default=(), compare=False, repr=False)
 
     def last_success(self) -> LedgerEntry | None:
         for entry in reversed(self.entries):
@@ -76,18 +91,41 @@ class Ledger:
         entry = clipped(entry)
         return replace(self, entries=bounded((*self.entries, entry)), added=(*self.added, entry))
 
+    def with_rollout(self, entry: LedgerEntry, status: str, message: str) -> Ledger:
+        """The ledger with ``entry``'s rollout set (the entry is found by commit and time); unchanged
+        when the entry is gone (dropped as the oldest) or already says so."""
+        updated = clipped(replace(entry, rollout=status, rollout_message=message))
+        index = self._index(entry)
+        if index is None or self.entries[index] == updated:
+            return self
+        entries = (*self.entries[:index], updated, *self.entries[index + 1 :])
+        return replace(self, entries=entries, updated=(*self.updated, updated))
+
+    def _index(self, entry: LedgerEntry) -> int | None:
+        for i in range(len(self.entries) - 1, -1, -1):
+            if (self.entries[i].commit, self.entries[i].time) == (entry.commit, entry.time):
+                return i
+        return None
+
     def rebased(self, fresh: Ledger) -> Ledger:
-        """What we recorded, appended to ``fresh`` (the ledger as re-read after another writer's
-        write), to be written against its resourceVersion."""
-        ledger = replace(fresh, added=())
+        """What we recorded and updated, applied to ``fresh`` (the ledger as re-read after another
+        writer's write), to be written against its resourceVersion."""
+        ledger = replace(fresh, added=(), updated=())
         for entry in self.added:
             ledger = ledger.record(entry)
+        for entry in self.updated:
+            ledger = ledger.with_rollout(entry, entry.rollout, entry.rollout_message)
         return ledger
 
 
 def clipped(entry: LedgerEntry) -> LedgerEntry:
     """An entry whose message and summary fit: the start of each, and how much was left out."""
-    return replace(entry, message=_clip(entry.message, MESSAGE_CHARS), summary=_clip(entry.summary, SUMMARY_CHARS))
+    return replace(
+        entry,
+        message=_clip(entry.message, MESSAGE_CHARS),
+        summary=_clip(entry.summary, SUMMARY_CHARS),
+        rollout_message=_clip(entry.rollout_message, MESSAGE_CHARS),
+    )
 
 
 def _clip(text: str, limit: int) -> str:

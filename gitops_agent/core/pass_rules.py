@@ -8,8 +8,20 @@ import enum
 from collections.abc import Callable, Iterable
 
 from gitops_agent.core.drift import EXTRA, ObjectDrift
-from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEntry
-from gitops_agent.model import ObjectKey
+from gitops_agent.core.ledger import (
+    APPLIED,
+    FAILED,
+    REACHED,
+    ROLLOUT_CURRENT,
+    ROLLOUT_FAILED,
+    ROLLOUT_IN_PROGRESS,
+    Ledger,
+    LedgerEntry,
+)
+from gitops_agent.model import Health, HealthStatus, ObjectKey
+
+#: what the ledger says of a rollout nobody followed (``sync --no-wait``): the next pass follows it
+NOT_FOLLOWED = "not followed yet"
 
 # outcomes of a pass, besides the ledger's applied / reached / failed
 UP_TO_DATE = "up-to-date"  # the commit was applied before: drift checked only
@@ -57,6 +69,7 @@ def ledger_entry(
     forced: bool = False,
     rolled_back_from: str = "",
     approved_by: str = "",
+    rollout: str = "",
 ) -> LedgerEntry | None:
     """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
     last = ledger.entries[-1] if ledger.entries else None
@@ -72,7 +85,34 @@ def ledger_entry(
         forced=forced,
         rolled_back_from=rolled_back_from,
         approved_by=approved_by,
+        rollout=rollout,
     )
+
+
+def rollout_record(health: Health | None) -> tuple[str, str]:
+    """What the ledger keeps of a rollout followed to ``health`` (None: not followed): its state
+    and words. Anything short of Current or Failed stays InProgress, to be picked up again."""
+    if health is None:
+        return ROLLOUT_IN_PROGRESS, NOT_FOLLOWED
+    if health.status is HealthStatus.CURRENT:
+        return ROLLOUT_CURRENT, health.message
+    if health.status is HealthStatus.FAILED:
+        return ROLLOUT_FAILED, health.message
+    return ROLLOUT_IN_PROGRESS, health.message
+
+
+def rollout_health(entry: LedgerEntry | None) -> Health | None:
+    """The rollout of the running entry, as a pass reports it; None when nobody recorded one."""
+    if entry is None or not entry.rollout:
+        return None
+    return Health(HealthStatus(entry.rollout), entry.rollout_message)
+
+
+def to_follow(entry: LedgerEntry | None, commit: str) -> bool:
+    """Is the running commit's rollout unfinished (the agent stopped following it: a restart, a
+    leader change, ``sync --no-wait``, an entry from before rollouts were recorded)? Then a pass
+    follows it again before it reports."""
+    return entry is not None and entry.commit == commit and not entry.rollout_settled
 
 
 def to_repair(drift: Iterable[ObjectDrift], policy: str) -> frozenset[ObjectKey]:

@@ -5,16 +5,18 @@ sends what these functions return, so every rule about *what* is
 said can be tested without a network.
 
 Commit statuses (context ``gitops-agent/<environment>``; GitHub cuts descriptions at 140
-characters, so ``cut`` does it first, at a word, with an ellipsis)::
+characters, so ``cut`` does it first, at a word, with an ellipsis). ``success`` is a promise people
+merge on: only a snapshot applied, whose rollout was **read** as Current, with no unexpected drift::
 
     phase                                      state    description
     rendering / validation / apply failed      error    "rendering failed: <error>"
+    waiting (manual policy)                    pending  "waiting for approval: gitops-agent sync --env prod"
     applying                                   pending  "applying 3 created, 1 configured"
-    progressing                                pending  "3 created; rollout in progress: api 1/3 ready"
+    progressing (or not followed yet)          pending  "3 created; rollout in progress: api 1/3 ready"
     healthy, no unexpected drift               success  "3 created, 1 configured; rollout healthy"
-    rollout failed                             failure  "rollout failed: api 0/3 ready, CrashLoopBackOff …"
-    healthy or drift, with unexpected drift    failure  "unexpected drift in 2 objects; …"
-    drift, all of it expected                  success  "in sync; 1 object drifted as expected"
+    healthy, all drift expected                success  "…; rollout healthy; 1 object drifted as expected"
+    healthy, with unexpected drift             failure  "unexpected drift in 2 objects; …"
+    rollout failed or timed out                failure  "rollout failed: api 0/3 ready, CrashLoopBackOff …"
 
 Chat drift reports are ``core.chat_report``'s.
 """
@@ -22,7 +24,7 @@ Chat drift reports are ``core.chat_report``'s.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gitops_agent.model import Action, ChangeSet
@@ -42,11 +44,11 @@ class Phase(enum.StrEnum):
     RENDERING_FAILED = "rendering failed"
     VALIDATION_FAILED = "validation failed"
     APPLY_FAILED = "apply failed"
+    WAITING = "waiting"
     APPLYING = "applying"
     PROGRESSING = "progressing"
     HEALTHY = "healthy"
     ROLLOUT_FAILED = "rollout failed"
-    DRIFT = "drift"
 
 
 class StatusState(enum.StrEnum):
@@ -66,17 +68,18 @@ _BROKEN = (Phase.RENDERING_FAILED, Phase.VALIDATION_FAILED, Phase.APPLY_FAILED)
 class EnvironmentReport:
     """What one pass of one environment has to say on its commit.
 
-    ``changes`` is the pass's change set (only the counts are shown); ``health_message`` the
-    rollout's words (``api 0/3 ready, CrashLoopBackOff in container app``); ``error`` the message
-    of a failed render, validation or apply; drift counts are objects, split as ``core.drift``
-    classifies them.
+    ``changes`` says what the commit's apply did (``3 created, 1 configured``: ``change_counts``);
+    ``health_message`` the rollout's words (``api 0/3 ready, CrashLoopBackOff in container app``);
+    ``error`` the message of a failed render, validation or apply; ``waiting_hint`` how a person
+    approves a waiting commit; drift counts are objects, split as ``core.drift`` classifies them.
     """
 
     environment: str
     commit: str
     phase: Phase
-    changes: ChangeSet = field(default_factory=ChangeSet)
+    changes: str = ""
     health_message: str = ""
+    waiting_hint: str = ""
     error: str = ""
     drift_expected: int = 0
     drift_unexpected: int = 0
@@ -114,12 +117,13 @@ def commit_status(report: EnvironmentReport) -> StatusUpdate:
 def _state_and_text(r: EnvironmentReport) -> tuple[StatusState, str]:
     if r.phase in _BROKEN:
         return StatusState.ERROR, f"{r.phase.value}: {r.error or 'no details'}"
+    if r.phase is Phase.WAITING:
+        return StatusState.PENDING, _join("waiting for approval", r.waiting_hint)
     if r.phase is Phase.APPLYING:
-        counts = change_counts(r.changes)
-        return StatusState.PENDING, f"applying {counts}" if counts else "applying"
+        return StatusState.PENDING, f"applying {r.changes}" if r.changes else "applying"
     if r.phase is Phase.PROGRESSING:
         rollout = f"rollout in progress: {r.health_message}" if r.health_message else "rollout in progress"
-        return StatusState.PENDING, _join(change_counts(r.changes), rollout)
+        return StatusState.PENDING, _join(r.changes, rollout)
     if r.phase is Phase.ROLLOUT_FAILED:
         return StatusState.FAILURE, f"rollout failed: {r.health_message}" if r.health_message else "rollout failed"
     if r.drift_unexpected:
@@ -128,10 +132,7 @@ def _state_and_text(r: EnvironmentReport) -> tuple[StatusState, str]:
 
 
 def _outcome_words(r: EnvironmentReport) -> str:
-    if r.phase is Phase.DRIFT:
-        return "" if r.drift_unexpected else "in sync"
-    counts = change_counts(r.changes)
-    return f"{counts}; rollout healthy" if counts else "no changes; healthy"
+    return f"{r.changes}; rollout healthy" if r.changes else "no changes; healthy"
 
 
 def _drift_words(r: EnvironmentReport) -> str:
@@ -156,6 +157,13 @@ def change_counts(changes: ChangeSet) -> str:
     """``3 created, 1 configured`` — what the pass did; ``unchanged`` objects are not news."""
     shown = [a for a in Action if a is not Action.UNCHANGED]
     return ", ".join(f"{n} {a.value}" for a in shown if (n := changes.count(a)))
+
+
+def summary_counts(summary: str) -> str:
+    """``change_counts`` of a ledger entry's summary (``ChangeSet.summary``: ``2 created, 5
+    unchanged`` or ``nothing to do``): what a later pass says the running commit's apply did."""
+    shown = {a.value for a in Action if a is not Action.UNCHANGED}
+    return ", ".join(p for p in (part.strip() for part in summary.split(",")) if p.partition(" ")[2] in shown)
 
 
 def cut(text: str, limit: int) -> str:

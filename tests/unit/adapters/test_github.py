@@ -19,7 +19,7 @@ from gitops_agent.adapters import github as github_module
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.github_auth import JWT_BACKDATE, JWT_LIFETIME, AppAuth, app_jwt
 from gitops_agent.adapters.http_retry import RetryPolicy
-from gitops_agent.core.report import EnvironmentReport, Phase, StatusState, StatusUpdate, commit_status
+from gitops_agent.core.report import EnvironmentReport, Phase, StatusState, StatusUpdate, change_counts, commit_status
 from gitops_agent.errors import ReportError
 from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
 from tests.doubles import github_server as server_module
@@ -95,8 +95,10 @@ def report(phase: Phase, **kw: Any) -> EnvironmentReport:
     return EnvironmentReport(environment="prod", commit=SHA, phase=phase, **kw)
 
 
-def created(n: int) -> ChangeSet:
-    return ChangeSet.of(Change(ObjectKey("", "ConfigMap", "shop", f"c{i}"), Action.CREATED) for i in range(n))
+def created(n: int) -> str:
+    return change_counts(
+        ChangeSet.of(Change(ObjectKey("", "ConfigMap", "shop", f"c{i}"), Action.CREATED) for i in range(n))
+    )
 
 
 # --- the contract -------------------------------------------------------------------------------

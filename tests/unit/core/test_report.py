@@ -11,19 +11,25 @@ from gitops_agent.core.report import (
     EnvironmentReport,
     Phase,
     StatusState,
+    change_counts,
     commit_status,
     cut,
+    summary_counts,
 )
 from gitops_agent.model import Action, Change, ChangeSet, ObjectKey
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def changes(**counts: int) -> ChangeSet:
+def change_set(**counts: int) -> ChangeSet:
     out = []
     for action, n in counts.items():
         out += [Change(ObjectKey("", "ConfigMap", "shop", f"{action}-{i}"), Action(action)) for i in range(n)]
     return ChangeSet.of(out)
+
+
+def changes(**counts: int) -> str:
+    return change_counts(change_set(**counts))
 
 
 def report(phase: Phase, **kw: Any) -> EnvironmentReport:
@@ -53,13 +59,16 @@ def report(phase: Phase, **kw: Any) -> EnvironmentReport:
          "unexpected drift in 2 objects; 1 configured; rollout healthy"),
         (Phase.ROLLOUT_FAILED, {"health_message": "api 0/3 ready, CrashLoopBackOff in container app"},
          StatusState.FAILURE, "rollout failed: api 0/3 ready, CrashLoopBackOff in container app"),
-        (Phase.DRIFT, {"drift_expected": 1}, StatusState.SUCCESS, "in sync; 1 object drifted as expected"),
-        (Phase.DRIFT, {"drift_unexpected": 1, "drift_expected": 2}, StatusState.FAILURE,
-         "unexpected drift in 1 object; 2 objects drifted as expected"),
+        (Phase.HEALTHY, {"changes": changes(created=2), "drift_expected": 1}, StatusState.SUCCESS,
+         "2 created; rollout healthy; 1 object drifted as expected"),
+        (Phase.HEALTHY, {"drift_unexpected": 1, "drift_expected": 2}, StatusState.FAILURE,
+         "unexpected drift in 1 object; 2 objects drifted as expected; no changes; healthy"),
+        (Phase.WAITING, {"waiting_hint": "gitops-agent sync --env prod"}, StatusState.PENDING,
+         "waiting for approval; gitops-agent sync --env prod"),
     ],
     ids=[
         "render-error", "validation-error", "apply-error", "applying", "progressing", "healthy", "healthy-no-changes",
-        "healthy-unexpected-drift", "rollout-failed", "drift-expected-only", "drift-unexpected",
+        "healthy-unexpected-drift", "rollout-failed", "drift-expected-only", "drift-unexpected", "waiting",
     ],
 )  # fmt: skip
 def test_status_for_each_phase(phase: Phase, kw: dict[str, Any], state: StatusState, description: str) -> None:
@@ -108,3 +117,21 @@ def test_cut_never_exceeds_the_limit(length: int) -> None:
 
 def test_cut_of_one_long_word_cuts_inside_it() -> None:
     assert cut("x" * 300, 10) == "x" * 9 + "…"
+
+
+@pytest.mark.parametrize(
+    ("summary", "counts"),
+    [
+        ("2 created, 1 configured, 5 unchanged", "2 created, 1 configured"),
+        ("5 unchanged", ""),
+        ("nothing to do", ""),
+        ("1 pruned", "1 pruned"),
+    ],
+)
+def test_summary_counts_keeps_only_what_the_apply_did(summary: str, counts: str) -> None:
+    assert summary_counts(summary) == counts
+
+
+def test_summary_counts_agrees_with_change_counts() -> None:
+    done = change_set(created=2, configured=1, unchanged=4, pruned=1)
+    assert summary_counts(done.summary()) == change_counts(done)
