@@ -80,6 +80,8 @@ def history_json(h: HistoryEntry) -> dict[str, Any]:
     return {
         **asdict(h.entry),
         "running": h.running,
+        "since": h.since,
+        "paths": list(h.paths),
         "commits": [
             {"sha": c.sha, "author": c.author, "date": c.date.isoformat(), "subject": c.subject} for c in h.commits
         ],
@@ -206,6 +208,7 @@ def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
         if e.approved_by:  # a person's OK from GitHub (approvals)
             mark = f"  (approved by @{e.approved_by})" + mark
         lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
+        lines += _rolled_forward(h)
         lines += [f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}" for c in h.commits]
     return "\n".join(lines)
 
@@ -232,6 +235,17 @@ def format_progress(environment: str, progress: RolloutProgress) -> str:
     named = "; ".join(f"{o.key}: {o.message}" for o in waiting[:PROGRESS_NAMED])
     more = f"; and {len(waiting) - PROGRESS_NAMED} more" if len(waiting) > PROGRESS_NAMED else ""
     return f"{head}; waiting for {named}{more}"
+
+
+def _rolled_forward(h: HistoryEntry) -> list[str]:
+    """``    89abcdef0123..0123456789ab: 2 commits changed environments/dev, bases/web`` (none when
+    the entry re-ran the commit before it, or its paths are unknown)."""
+    if not h.paths or h.since == h.entry.commit:
+        return []
+    span = f"{h.since[:12]}..{h.entry.commit[:12]}" if h.since else f"first apply, up to {h.entry.commit[:12]}"
+    n = len(h.commits)
+    count = "no commit" if not n else f"{n} commit{'s' if n != 1 else ''}"
+    return [f"    {span}: {count} changed {', '.join(h.paths)}"]
 
 
 def format_health(environment: str, commit: str, overall: HealthStatus, objects: Sequence[ObjectHealth]) -> str:

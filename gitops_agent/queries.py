@@ -26,11 +26,16 @@ from gitops_agent.snapshots import Snapshots
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One ledger entry, with the commits it rolled forward since the previous applied one."""
+    """One ledger entry, with the range it rolled forward (``since``..``entry.commit``) and the
+    commits of that range that changed what the environment renders (``paths``)."""
 
     entry: LedgerEntry
     commits: tuple[CommitInfo, ...]
     running: bool  # the environment's current snapshot
+    #: the commit applied before (the range's start); "" for the first apply
+    since: str = ""
+    #: the repository paths the environment renders from at ``entry.commit``: the log's filter
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,17 +86,31 @@ class Queries:
         return last.commit, list(health_of([key for key, _ in seen.applied], view))
 
     def history(self, env: EnvironmentConfig) -> list[HistoryEntry]:
-        """What ran in an environment and what each apply rolled forward, newest first."""
+        """What ran in an environment and what each apply rolled forward, newest first: the commits
+        since the previous applied one that touched the environment's directory or a base it uses
+        (on a first apply, every such commit so far, not the whole repository's log)."""
         ledger = state_store(self.config, self.clusters.agent_api(env)).read_ledger(env.name)
         running = ledger.last_success()
+        sources: dict[str, tuple[str, ...]] = {}  # per commit: entries often repeat one
         out: list[HistoryEntry] = []
         previous: str | None = None
         for entry in ledger.entries:
-            commits = tuple(self.snapshots.source.log(previous, entry.commit)) if entry.commit != previous else ()
-            out.append(HistoryEntry(entry, commits, running is not None and entry is running))
+            if entry.commit not in sources:
+                sources[entry.commit] = self.snapshots.sources(env, entry.commit)
+            paths = sources[entry.commit]
+            commits = self._log(previous, entry.commit, paths) if entry.commit != previous else ()
+            out.append(HistoryEntry(entry, commits, running is not None and entry is running, previous or "", paths))
             if entry.result in (APPLIED, REACHED):
                 previous = entry.commit
         return out[::-1]
+
+    def _log(self, old: str | None, new: str, paths: tuple[str, ...]) -> tuple[CommitInfo, ...]:
+        """The range's commits that touched ``paths``; none when a commit is gone (force-pushed
+        away): the entry still says which commits it ran."""
+        try:
+            return tuple(self.snapshots.source.log(old, new, paths=paths))
+        except GitOpsError:
+            return ()
 
     def status(self, env: EnvironmentConfig, fetch_error: GitOpsError | None = None) -> EnvironmentStatus:
         """Target commit, applied commit, drift, health and whether the live state matches."""

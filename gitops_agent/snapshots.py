@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops_agent.adapters.git_source import GitSource
-from gitops_agent.adapters.renderer import Kustomize, render_environment
+from gitops_agent.adapters.renderer import Kustomize, environment_sources, render_environment
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.render import validate_objects
 from gitops_agent.core.scope import ScopedObject, check_scope
@@ -57,6 +57,16 @@ class Snapshots:
     def render_tree(self, root: Path, path: str) -> list[DesiredObject]:
         """An environment's directory in a tree already on disk (a promotion's work tree)."""
         return render_environment(root, path, kustomize=self.kustomize)
+
+    def sources(self, env: EnvironmentConfig, commit: str) -> tuple[str, ...]:
+        """The repository paths ``env`` renders from at ``commit`` (its directory and the bases it
+        references): what ``history`` filters the log by. Just its directory when the commit
+        cannot be read or rendered: that directory still names its own commits."""
+        try:
+            with self._tree(commit) as root:
+                return tuple(environment_sources(root, env.path))
+        except GitOpsError:
+            return (env.path,)
 
     @contextmanager
     def _tree(self, commit: str) -> Iterator[Path]:

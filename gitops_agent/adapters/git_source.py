@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -125,11 +125,14 @@ class GitSource:
             out = repo.git.diff("--name-only", "-z", "--no-renames", old_c.hexsha, new_c.hexsha, "--")
         return {p for p in str(out).split("\0") if p}
 
-    def log(self, old: str | None, new: str, *, limit: int = 100) -> list[CommitInfo]:
-        """Commits reachable from ``new`` but not ``old`` (all of ``new``'s history when None), newest first."""
+    def log(self, old: str | None, new: str, *, paths: Sequence[str] = (), limit: int = 100) -> list[CommitInfo]:
+        """Commits reachable from ``new`` but not ``old`` (all of ``new``'s history when None), newest
+        first; with ``paths``, only those that touched them, merges that brought such a change
+        included (a pull request's merge names it: git's default simplification drops it)."""
         with self._repo() as repo:
             new_c = self._commit(repo, new)
             rev = f"{self._commit(repo, old).hexsha}..{new_c.hexsha}" if old else new_c.hexsha
+            options = {"full_history": True, "topo_order": True} if paths else {}
             return [
                 CommitInfo(
                     sha=c.hexsha,
@@ -137,7 +140,7 @@ class GitSource:
                     date=datetime.fromtimestamp(c.authored_date, timezone(timedelta(seconds=-c.author_tz_offset))),
                     subject=str(c.summary),
                 )
-                for c in repo.iter_commits(rev, max_count=limit)
+                for c in repo.iter_commits(rev, paths=list(paths), max_count=limit, **options)
             ]
 
     # --- helpers ------------------------------------------------------------------------------

@@ -111,6 +111,31 @@ def render_environment(
     return parse_manifests(dict(_read_manifests(root, env_dir, prefix, limits)), limits=limits)
 
 
+def environment_sources(tree_root: Path, env_path: str) -> list[str]:
+    """The repository paths whose files the environment's render reads, sorted: its directory, the
+    local directories its kustomization references (``resources``, ``bases``, ``components``,
+    followed recursively), and where symlinks below them lead. ``history`` lists the commits that
+    touched them: a commit elsewhere in the repository changed nothing this environment renders."""
+    root = Path(os.path.realpath(tree_root))
+    env_dir = _env_directory(root, _normalize(env_path), env_path)
+    directories = _referenced_dirs(root, env_dir)
+    linked = {target for d in directories for target in _link_targets(root, d)}
+    return sorted({_relative(d, root) for d in directories} | linked)
+
+
+def _link_targets(root: Path, directory: Path) -> Iterator[str]:
+    """Repository paths of what symlinks below ``directory`` lead to, outside it (inside the tree:
+    the render refuses the rest)."""
+    for dirpath, dirnames, filenames in os.walk(directory):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            real = Path(os.path.realpath(path))
+            if _inside(real, root) and not _inside(real, directory):
+                yield _relative(real, root)
+
+
 # --- the environment directory ------------------------------------------------------------------
 
 
@@ -199,6 +224,12 @@ def _check_references(root: Path, env_dir: Path) -> None:
     kustomization include any other kustomization *directory*, wherever it is; this closes that.
     Entries that do not exist locally (remote URLs, typos) are left to Kustomize to fetch or report.
     """
+    _referenced_dirs(root, env_dir)
+
+
+def _referenced_dirs(root: Path, env_dir: Path) -> set[Path]:
+    """``env_dir`` and every local directory its kustomization references, recursively; RenderError
+    for one outside the tree."""
     pending, seen = [env_dir], {env_dir}
     while pending:
         directory = pending.pop()
@@ -214,6 +245,7 @@ def _check_references(root: Path, env_dir: Path) -> None:
             if target.is_dir() and target not in seen:
                 seen.add(target)
                 pending.append(target)
+    return seen
 
 
 def _references(kfile: Path) -> list[str]:

@@ -218,6 +218,23 @@ def test_changed_paths_and_log(upstream: Upstream, source: GitSource) -> None:
     assert [c.subject for c in source.log(None, new, limit=2)] == ["rename dev to qa", "bump web"]
 
 
+def test_a_log_by_paths_keeps_the_commits_that_touched_them_and_the_merges_that_brought_them(
+    upstream: Upstream, source: GitSource
+) -> None:
+    old = source.resolve("main")
+    git(upstream.work, "checkout", "-q", "-b", "promote")
+    upstream.write("environments/dev/kustomization.yaml", "resources: []\n# v2\n")
+    change = upstream.commit("dev: v2")
+    git(upstream.work, "checkout", "-q", "main")
+    git(upstream.work, "merge", "-q", "--no-ff", "-m", "Merge pull request #7", "promote")
+    merge = git(upstream.work, "rev-parse", "HEAD").strip()
+    upstream.write("apps/web/deployment.yaml", "kind: Deployment\n# v2\n")
+    new = upstream.commit("bump web")
+    source.fetch()
+    assert [c.sha for c in source.log(old, new, paths=["environments/dev"])] == [merge, change]
+    assert [c.sha for c in source.log(old, new, paths=["apps/web", "environments/qa"])] == [new]
+
+
 # --- symlinks -------------------------------------------------------------------------------------
 
 

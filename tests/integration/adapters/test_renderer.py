@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gitops_agent.adapters.git_source import GitSource
-from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, Kustomize, render_environment
+from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, Kustomize, environment_sources, render_environment
 from gitops_agent.core.render import ParseLimits, validate_objects
 from gitops_agent.errors import RenderError
 from gitops_agent.model import DesiredObject
@@ -347,3 +347,19 @@ def test_broken_symlink_is_named(plain: Path) -> None:
 def test_the_repository_root_can_be_an_environment(plain: Path) -> None:
     names = [o.key.name for o in render_environment(plain, ".", kustomize=None)]
     assert names == ["j", "az", "b1", "b2", "prod"]
+
+
+# --- the paths an environment renders from (history's filter) -------------------------------------
+
+
+def test_environment_sources_are_its_directory_its_bases_recursively_and_where_its_links_lead(tmp_path: Path) -> None:
+    write(tmp_path, "environments/dev/kustomization.yaml", "resources: [../../apps/web, https://example.com/x]\n")
+    write(tmp_path, "apps/web/kustomization.yaml", {"resources": ["web.yaml"], "components": ["../../shared/labels"]})
+    write(tmp_path, "apps/web/web.yaml", cm("web"))
+    write(tmp_path, "shared/labels/kustomization.yaml", "kind: Component\n")
+    write(tmp_path, "apps/api/kustomization.yaml", "resources: []\n")  # not referenced: not a source
+    write(tmp_path, "environments/prod/app.yaml", cm("app"))
+    write(tmp_path, "common/settings.yaml", cm("settings"))
+    (tmp_path / "environments/prod/settings.yaml").symlink_to("../../common/settings.yaml")
+    assert environment_sources(tmp_path, "environments/dev") == ["apps/web", "environments/dev", "shared/labels"]
+    assert environment_sources(tmp_path, "./environments/prod/") == ["common/settings.yaml", "environments/prod"]
