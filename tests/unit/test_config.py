@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from gitops_agent.config import DEFAULT_EXPECTED_MANAGERS, PromotionConfig, find_config_path, load_config, parse_config
+from gitops_agent.config import (
+    DEFAULT_EXPECTED_MANAGERS,
+    ChatConfig,
+    DigestConfig,
+    PromotionConfig,
+    digest_trigger,
+    find_config_path,
+    load_config,
+    parse_config,
+)
 from gitops_agent.core.promote import PromotableField
 from gitops_agent.core.scope import Scope
 from gitops_agent.errors import ConfigError
@@ -189,3 +199,47 @@ def test_an_environment_may_not_live_in_the_agent_s_namespace_nor_have_an_empty_
         parse_config(MINIMAL.replace("namespace: shop-dev", "namespace: gitops-agent"), source="a.yaml")
     with pytest.raises(ConfigError, match=r"environments\[0\]\.scope\.namespaces: list at least one"):
         parse_config(MINIMAL + "    scope: {namespaces: []}\n", source="a.yaml")
+
+
+def chat_digest(digest: str) -> str:
+    return MINIMAL + f"chat:\n  webhook_url_file: /run/url\n  digest: {digest}\n"
+
+
+def test_the_chat_digest_is_a_cron_in_a_time_zone_or_an_interval() -> None:
+    cron = parse_config(chat_digest('{cron: "0 9 * * 1-5", timezone: Europe/Berlin}'), source="a.yaml").chat
+    assert cron is not None and cron.digest == DigestConfig(cron="0 9 * * 1-5", timezone="Europe/Berlin")
+    every = parse_config(chat_digest("{interval: 24h}"), source="a.yaml").chat
+    assert every is not None and every.digest == DigestConfig(interval_s=86400.0)
+    assert parse_config(FULL, source="a.yaml").chat == ChatConfig(slack_webhook_url_file="/var/run/secrets/slack")
+
+
+def test_cron_weekdays_are_cron_s_not_apscheduler_s() -> None:
+    """APScheduler counts weekdays from Monday; cron from Sunday (0 and 7)."""
+    weekdays = digest_trigger(DigestConfig(cron="0 9 * * 1-5", timezone="UTC"))
+    sunday = datetime(2024, 5, 5, 12, 0, tzinfo=UTC)
+    assert weekdays.get_next_fire_time(None, sunday) == datetime(2024, 5, 6, 9, 0, tzinfo=UTC)  # Monday
+    sundays = digest_trigger(DigestConfig(cron="30 8 * * 0", timezone="UTC"))
+    assert sundays.get_next_fire_time(None, sunday) == datetime(2024, 5, 12, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("digest", "message"),
+    [
+        ("{}", 'a.yaml: chat.digest: set exactly one of cron (e.g. "0 9 * * 1-5") and interval'),
+        ('{cron: "0 9 * * *", interval: 1h}', "a.yaml: chat.digest: set exactly one of cron"),
+        ('{cron: "0 9 * *"}', "a.yaml: chat.digest.cron: not a cron expression (minute hour day-of-month month "),
+        ('{cron: "61 9 * * *"}', "a.yaml: chat.digest.cron: not a cron expression"),
+        ('{cron: "0 9 * * 8"}', "a.yaml: chat.digest.cron: not a cron expression"),
+        (
+            '{cron: "0 9 * * *", timezone: Mars/Olympus}',
+            "a.yaml: chat.digest.timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        ("{interval: 10s}", "a.yaml: chat.digest.interval: expected at least 1m"),
+        ("{interval: soon}", "a.yaml: chat.digest.interval: expected a duration"),
+        ('{cron: "0 9 * * *", at: 9}', "a.yaml: chat.digest: unknown key 'at'"),
+    ],
+)
+def test_a_bad_digest_schedule_says_what_is_wrong(digest: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(chat_digest(digest), source="a.yaml")
+    assert str(caught.value).startswith(message)

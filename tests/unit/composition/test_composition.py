@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.composition import (
     build_agent,
     command_wiring,
@@ -107,3 +108,22 @@ def test_lock_settings_wait_as_asked_and_live_as_long_as_the_environment_says(mo
     monkeypatch.setenv("GITOPS_AGENT_LOCK_DURATION", "0")
     with pytest.raises(ConfigError, match=r"\$GITOPS_AGENT_LOCK_DURATION: expected seconds above 0, got '0'"):
         lock_settings()
+
+
+def test_chat_has_a_listener_of_its_own_and_only_commands_that_apply_get_it(tmp_path: Path) -> None:
+    url = tmp_path / "chat-url"
+    url.write_text("https://hooks.example/secret\n")
+    cfg = parse_config(
+        BASE.replace("url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'c'}")
+        + f"chat: {{webhook_url_file: {url}, digest: {{interval: 1h}}}}\n",
+        source="a.yaml",
+    )
+    applying = command_wiring(cfg, kubeconfig=None, report=True, github=False)
+    assert applying.reporter is None and isinstance(applying.chat, ChatReporter)
+    assert applying.agent.reconciler.listeners == (applying.chat,)
+    assert applying.chat.notifier.destinations == ("webhook",)
+    assert applying.chat.memory.namespace == "gitops-agent"  # type: ignore[attr-defined]
+    applying.close()
+    reading = command_wiring(cfg, kubeconfig=None, report=False, github=False)
+    assert reading.chat is None and reading.agent.reconciler.listeners == ()
+    reading.close()
