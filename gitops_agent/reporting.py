@@ -46,6 +46,7 @@ def environment_report(result: PassResult, *, target_url: str | None = None) -> 
         drift_expected=drift.expected,
         drift_unexpected=drift.unexpected,
         target_url=target_url,
+        approved_by=result.running.approved_by if result.running else "",
     )
     if result.outcome == FAILED:
         return replace(report, phase=_FAILED_PHASES.get(result.reason, Phase.APPLY_FAILED), error=result.error)

@@ -14,6 +14,7 @@ merge on: only a snapshot applied, whose rollout was **read** as Current, with n
     applying                                   pending  "applying 3 created, 1 configured"
     progressing (or not followed yet)          pending  "3 created; rollout in progress: api 1/3 ready"
     healthy, no unexpected drift               success  "3 created, 1 configured; rollout healthy"
+    … applied on a person's approval           success  "…; rollout healthy; approved by @alice"
     healthy, all drift expected                success  "…; rollout healthy; 1 object drifted as expected"
     healthy, with unexpected drift             failure  "unexpected drift in 2 objects; …"
     rollout failed or timed out                failure  "rollout failed: api 0/3 ready, CrashLoopBackOff …"
@@ -80,6 +81,8 @@ class EnvironmentReport:
     changes: str = ""
     health_message: str = ""
     waiting_hint: str = ""
+    #: the GitHub login that approved applying this commit to a ``manual`` environment
+    approved_by: str = ""
     error: str = ""
     drift_expected: int = 0
     drift_unexpected: int = 0
@@ -132,7 +135,8 @@ def _state_and_text(r: EnvironmentReport) -> tuple[StatusState, str]:
 
 
 def _outcome_words(r: EnvironmentReport) -> str:
-    return f"{r.changes}; rollout healthy" if r.changes else "no changes; healthy"
+    outcome = f"{r.changes}; rollout healthy" if r.changes else "no changes; healthy"
+    return _join(outcome, f"approved by @{r.approved_by}" if r.approved_by else "")
 
 
 def _drift_words(r: EnvironmentReport) -> str:

@@ -65,10 +65,13 @@ def report(phase: Phase, **kw: Any) -> EnvironmentReport:
          "unexpected drift in 1 object; 2 objects drifted as expected; no changes; healthy"),
         (Phase.WAITING, {"waiting_hint": "gitops-agent sync --env prod"}, StatusState.PENDING,
          "waiting for approval; gitops-agent sync --env prod"),
+        (Phase.HEALTHY, {"changes": changes(configured=1), "approved_by": "alice"}, StatusState.SUCCESS,
+         "1 configured; rollout healthy; approved by @alice"),
     ],
     ids=[
         "render-error", "validation-error", "apply-error", "applying", "progressing", "healthy", "healthy-no-changes",
         "healthy-unexpected-drift", "rollout-failed", "drift-expected-only", "drift-unexpected", "waiting",
+        "approved",
     ],
 )  # fmt: skip
 def test_status_for_each_phase(phase: Phase, kw: dict[str, Any], state: StatusState, description: str) -> None:
