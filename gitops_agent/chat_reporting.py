@@ -46,7 +46,7 @@ from gitops_agent.core.chat_memory import (
     merge_memory,
     told_now,
 )
-from gitops_agent.core.chat_report import ChatKind, ChatMessage, DriftSummary, drift_fingerprint, drift_message
+from gitops_agent.core.chat_report import ChatMessage, DriftSummary, drift_fingerprint, drift_kind, drift_message
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.errors import GitOpsError, ReportError
 from gitops_agent.model import HealthStatus
@@ -94,17 +94,13 @@ def observations(result: PassResult, target_url: str | None = None) -> Iterator[
         return
     drift = DriftSummary(env, commit, result.drift, target_url=target_url)
     fingerprint = drift_fingerprint(drift) if drift.unexpected else None
-    yield Observation(env, "drift", fingerprint, lambda news: drift_message(drift, _drift_kind(news)))
+    yield Observation(env, "drift", fingerprint, lambda news: drift_message(drift, drift_kind(news)))
     health = result.health
     if health is not None and health.status in (HealthStatus.FAILED, HealthStatus.CURRENT):
         failed = health.status is HealthStatus.FAILED
         reason = rollout_reason(health.message) if failed else ""
         rollout = FailureSummary(env, commit, "rollout", reason, health.message if failed else "", target_url)
         yield Observation(env, "rollout", failure_fingerprint(rollout), lambda _: failure_message(rollout))
-
-
-def _drift_kind(news: News) -> ChatKind:
-    return "resolved" if news == "resolved" else "appeared"
 
 
 def digest_slot(digest: DigestConfig, now: datetime) -> datetime | None:

@@ -1,5 +1,7 @@
 """Words for people in chat: drift reports for Slack and a generic webhook, rendered from a pass's
-drift. Pure functions only (no I/O, no clock): ``gitops_agent.adapters.chat`` sends what they return.
+drift, and the Block Kit helpers the other chat messages share (failures: ``core.chat_failure``;
+the digest: ``core.chat_digest``; what was told: ``core.chat_memory``). Pure functions only (no
+I/O, no clock): ``gitops_agent.adapters.chat`` sends what they return.
 
 Chat speaks about **unexpected** drift only. Expected drift (an HPA moving ``/spec/replicas``) is
 the cluster working as designed; it changes every few minutes and would teach people to mute the
@@ -41,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from gitops_agent.core.chat_memory import News, decide
 from gitops_agent.core.drift import EXTRA, MISSING, DriftedField, ObjectDrift
 from gitops_agent.core.report import ELLIPSIS, cut, objects_word
 from gitops_agent.model import ObjectKey
@@ -153,9 +156,13 @@ def decide_chat(previous_fingerprint: str | None, current: DriftSummary) -> Chat
     """One message when unexpected drift appears (or changes), one when it is gone, none while it
     stays the same. ``previous_fingerprint`` is what the last decision said to remember."""
     now = drift_fingerprint(current) if current.unexpected else None
-    if now == previous_fingerprint:
-        return ChatDecision(None, now)
-    return ChatDecision("resolved" if now is None else "appeared", now)
+    news = decide(previous_fingerprint, now)
+    return ChatDecision(None if news is None else drift_kind(news), now)
+
+
+def drift_kind(news: News) -> ChatKind:
+    """Drift's words for news: it appeared (or changed), or it was resolved."""
+    return "resolved" if news == "resolved" else "appeared"
 
 
 # --- Slack ----------------------------------------------------------------------------------------
