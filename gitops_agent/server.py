@@ -222,7 +222,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def status_json(status: SchedulerStatus) -> dict[str, Any]:
-    """The stable JSON of ``GET /status``."""
+    """The stable JSON of ``GET /status`` (the README documents each field): ``leader``,
+    ``identity``, ``ready``, ``not_ready``, ``fetch_error`` and ``environments``, each with its last
+    pass: ``name, policy, branch, interval_s, running, pending, commit, outcome, ok, summary,
+    drift: {expected, unexpected}, health: {status, message} | null, last_error, reason,
+    finished_at, duration_s, last_success_at``."""
     return {
         "leader": status.leading,
         "identity": status.identity,
@@ -247,6 +251,8 @@ def _environment_json(v: EnvironmentView) -> dict[str, Any]:
         "ok": r.ok if r else None,
         "summary": summarize(r) if r else "",
         "drift": drift_counts_json(DriftCounts.of(r.drift if r else ())),
+        # the rollout of ``commit`` as the last pass saw it: null when it was not followed
+        "health": {"status": r.health.status.value, "message": r.health.message} if r and r.health else None,
         "last_error": r.error if r else "",
         "reason": r.reason if r else "",
         "finished_at": _time(v.finished_at),
@@ -267,7 +273,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 .failed{{color:#b00020}}.ok{{color:#1b5e20}}code{{font-size:.95em}}</style></head>
 <body><h1>gitops-agent</h1><p>{summary}</p>
 <table><tr><th>environment</th><th>policy</th><th>branch</th><th>commit</th><th>outcome</th><th>changes</th>
-<th>drift (unexpected / expected)</th><th>last success</th><th>last error</th></tr>
+<th>health</th><th>drift (unexpected / expected)</th><th>last success</th><th>last error</th></tr>
 {rows}
 </table></body></html>
 """
@@ -284,9 +290,11 @@ def status_html(status: SchedulerStatus) -> str:
 
 def _row(e: dict[str, Any]) -> str:
     state = "running" if e["running"] else (e["outcome"] or "not run yet")
-    css = "failed" if e["ok"] is False else "ok"
+    health = e["health"]
+    css = "failed" if e["ok"] is False or (health and health["status"] == "Failed") else "ok"
     cells = [
         e["name"], e["policy"], e["branch"], e["commit"][:12], state, e["summary"],
+        f"{health['status']}: {health['message']}" if health else "-",
         f"{e['drift']['unexpected']} / {e['drift']['expected']}", e["last_success_at"], e["last_error"],
     ]  # fmt: skip
     tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
