@@ -3,9 +3,9 @@
 
 Exit codes (the README lists them too):
 
-- 0: success; ``diff``: nothing to change;
-- 1: ``diff`` found changes (as ``kubectl diff``); other commands: an environment failed (its pass,
-  its render, its health for ``health``);
+- 0: success; ``diff``, ``drift``: nothing found;
+- 1: ``diff`` found changes (as ``kubectl diff``), ``drift`` found drift; other commands: an
+  environment failed (its pass, its render, its health for ``health``);
 - 2: usage or configuration error (a bad flag, an unreadable config), or ``diff``/``drift`` could
   not answer for an environment;
 - 3: ``sync`` applied, but a rollout it followed failed or timed out (health ``Failed``); a failed
