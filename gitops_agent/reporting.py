@@ -1,18 +1,13 @@
 """Telling people: each pass becomes a GitHub commit status (chat: ``gitops_agent.chat_reporting``).
 
 A ``PassListener`` that turns a ``PassResult`` into the pure reports of ``core.report`` and hands
-them to the GitHub adapter **on a worker thread of its own**: it retries with backoff for up to two
-minutes, and a pass must never wait on GitHub. Per environment only
-the newest report waits in line (an older one would be stale by the time it is sent), and a failed
-post is logged and dropped: the next pass reports again.
+them to the GitHub adapter **on a worker thread of its own** (``report_worker``): it retries with
+backoff for up to two minutes, and a pass must never wait on GitHub. Per environment only the newest
+report waits in line, and a failed post is logged and dropped: the next pass reports again.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import replace
 
 from gitops_agent.adapters.github import GitHubClient
@@ -20,11 +15,9 @@ from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.pass_rules import NOT_FOLLOWED, WAITING
 from gitops_agent.core.report import EnvironmentReport, Phase, change_counts, commit_status, summary_counts
-from gitops_agent.errors import GitOpsError
 from gitops_agent.model import HealthStatus
 from gitops_agent.reconcile import PassResult
-
-log = logging.getLogger(__name__)
+from gitops_agent.report_worker import ReportWorker
 
 _FAILED_PHASES = {
     "RenderFailed": Phase.RENDERING_FAILED,
@@ -80,51 +73,18 @@ class Reporter:
     ) -> None:
         self.github = github
         self.target_url = target_url
-        self._pending: OrderedDict[str, Callable[[], None]] = OrderedDict()
-        self._wake = threading.Condition()
-        self._closed = False
-        self._busy = False
-        self._thread = threading.Thread(target=self._work, name="reporter", daemon=True)
-        self._thread.start()
+        self._worker = ReportWorker("reporter")
 
     # --- PassListener --------------------------------------------------------------------------
 
     def applying(self, environment: str, commit: str) -> None:
         report = EnvironmentReport(environment, commit, Phase.APPLYING, target_url=self.target_url)
-        self._queue(f"status:{environment}", lambda: self._post_status(report))
+        self._worker.queue(f"status:{environment}", lambda: self._post_status(report))
 
     def finished(self, result: PassResult) -> None:
         if result.commit:  # a fetch that failed has no commit to put a status on
             report = environment_report(result, target_url=self.target_url)
-            self._queue(f"status:{result.environment}", lambda: self._post_status(report))
-
-    # --- the worker ----------------------------------------------------------------------------
-
-    def _queue(self, slot: str, send: Callable[[], None]) -> None:
-        with self._wake:
-            self._pending.pop(slot, None)  # a newer report replaces one still waiting
-            self._pending[slot] = send
-            self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while not self._pending and not self._closed:
-                    self._wake.wait()
-                if not self._pending:
-                    return
-                _, send = self._pending.popitem(last=False)
-                self._busy = True
-            try:
-                send()
-            except GitOpsError as exc:
-                log.warning("reporting failed, will report again after the next pass: %s", exc)
-            except Exception:  # a reporting bug must not kill the worker
-                log.exception("reporting failed unexpectedly")
-            finally:
-                with self._wake:
-                    self._busy = False
-                    self._wake.notify_all()
+            self._worker.queue(f"status:{result.environment}", lambda: self._post_status(report))
 
     def _post_status(self, report: EnvironmentReport) -> None:
         if self.github is not None:
@@ -132,14 +92,9 @@ class Reporter:
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued was sent (or failed); False on timeout."""
-        with self._wake:
-            return self._wake.wait_for(lambda: not self._pending and not self._busy, timeout_s)
+        return self._worker.flush(timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
-        self.flush(timeout_s)
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-        self._thread.join(timeout_s)
+        self._worker.close(timeout_s)
         if self.github is not None:
             self.github.close()
