@@ -207,7 +207,8 @@ def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
             mark = f"  (rolled back from {e.rolled_back_from[:12]})" + mark
         if e.approved_by:  # a person's OK from GitHub (approvals)
             mark = f"  (approved by @{e.approved_by})" + mark
-        lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{mark}")
+        rollout = f"; rollout {e.rollout}" if e.rollout else ""  # how far the apply's rollout got
+        lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{rollout}{mark}")
         lines += _rolled_forward(h)
         lines += [f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}" for c in h.commits]
     return "\n".join(lines)

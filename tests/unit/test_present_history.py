@@ -37,3 +37,9 @@ def test_each_apply_says_its_range_and_the_paths_it_was_filtered_by() -> None:
 def test_a_retry_of_the_same_commit_has_no_range() -> None:
     retry = HistoryEntry(entry(A, result="failed", summary=""), (), False, since=A, paths=PATHS)
     assert len(format_history("dev", [retry]).splitlines()) == 1
+
+
+def test_each_apply_says_how_far_its_rollout_got() -> None:
+    failed = LedgerEntry(B, "2024-05-01T10:00:00Z", "0.1.0", "applied", "1 configured", rollout="Failed")
+    first = format_history("dev", [HistoryEntry(failed, (), True, since=B, paths=PATHS)]).splitlines()[0]
+    assert first == f"2024-05-01T10:00:00Z  {B[:12]}  applied  1 configured; rollout Failed  <- running"
