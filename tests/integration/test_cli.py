@@ -13,17 +13,10 @@ from typing import Any
 import pytest
 
 from gitops_agent.cli import EXIT_OK, EXIT_ROLLOUT_FAILED, main
-from tests.controlplane.harness import FAIL_ANNOTATION
-from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
+from tests.support.builders import ConfigRepo, config_yaml, configmap, crashing, deployment
 
 pytestmark = pytest.mark.integration
 PROGRESS = re.compile(r"^dev: rollout (\d+)/(\d+) Current, (\d+)s of (\d+)s(; waiting for .*)?$")
-
-
-def crashing(name: str, deadline: int) -> dict[str, Any]:
-    d = deployment(name, replicas=2, annotations={FAIL_ANNOTATION: "crashloop"})
-    d["spec"]["progressDeadlineSeconds"] = deadline
-    return d
 
 
 def service(name: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from gitops_agent.config import Config, parse_config
+from tests.controlplane.harness import FAIL_ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ def deployment(
             },
         },
     }
+
+
+def crashing(name: str, deadline: int, replicas: int = 2) -> dict[str, Any]:
+    """A Deployment whose pods crashloop (the harness's failure switch): its rollout fails once
+    ``deadline`` (``progressDeadlineSeconds``) passes."""
+    d = deployment(name, replicas=replicas, annotations={FAIL_ANNOTATION: "crashloop"})
+    d["spec"]["progressDeadlineSeconds"] = deadline
+    return d
 
 
 def secret(name: str, value: str) -> dict[str, Any]:

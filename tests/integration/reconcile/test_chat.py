@@ -13,30 +13,21 @@ import pytest
 from kubernetes import client as k8s
 
 from gitops_agent.adapters.chat import ChatNotifier
-from gitops_agent.adapters.http_retry import RetryPolicy
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.chat_memory import ChatMemoryStore
 from gitops_agent.config import DigestConfig
 from gitops_agent.reconcile import FollowSettings
-from tests.controlplane.harness import FAIL_ANNOTATION
 from tests.doubles.chat_server import ChatServer
 from tests.integration.conftest import AgentFactory
-from tests.support.builders import ConfigRepo, configmap, deployment, make_config
+from tests.integration.reconcile.conftest import FAST
+from tests.support.builders import ConfigRepo, configmap, crashing, deployment, make_config
 
 pytestmark = pytest.mark.integration
-FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1, budget=20, timeout=5)
 EVERY_HOUR = DigestConfig(interval_s=3600)
 
 #: a new ChatReporter (a new process, as far as chat is concerned) for the test's agent namespace
 Reporters = Callable[..., ChatReporter]
-
-
-@pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-    assert server.violations == [], "a payload Slack would refuse"
 
 
 @pytest.fixture
@@ -149,9 +140,7 @@ def test_a_failed_rollout_is_told_once(
     reporters: Reporters,
     chat: ChatServer,
 ) -> None:
-    crashing = deployment("api", replicas=2, annotations={FAIL_ANNOTATION: "crashloop"})
-    crashing["spec"]["progressDeadlineSeconds"] = 5
-    repo.write("environments/dev/app.yaml", [crashing])
+    repo.write("environments/dev/app.yaml", [crashing("api", deadline=5)])
     repo.write("environments/prod/app.yaml", [configmap("settings", {})])
     commit = repo.commit("a release that cannot start")
     told = reporters()

@@ -11,8 +11,6 @@ import pytest
 from kubernetes import client as k8s
 
 from gitops_agent.adapters.chat import ChatNotifier
-from gitops_agent.adapters.github import GitHubClient
-from gitops_agent.adapters.http_retry import RetryPolicy
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.chat_memory import ChatMemoryStore
@@ -21,32 +19,10 @@ from tests.doubles.chat_server import ChatServer
 from tests.doubles.github_server import GitHubServer
 from tests.doubles.loopback import hang, server_error
 from tests.integration.conftest import AgentFactory
+from tests.integration.reconcile.conftest import FAST
 from tests.support.builders import ConfigRepo, configmap, deployment, make_config, secret
 
 pytestmark = pytest.mark.integration
-FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1, budget=20, timeout=5)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubServer]:
-    with GitHubServer() as server:
-        yield server
-    assert server.violations == [], "requests or answers broke GitHub's OpenAPI description"
-
-
-@pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-    assert server.violations == []
-
-
-@pytest.fixture
-def reporter(github: GitHubServer) -> Iterator[Reporter]:
-    client = GitHubClient(github.url, f"{github.owner}/{github.repo}", github.token, retry=FAST)
-    r = Reporter(github=client, target_url="https://agent.example/status")
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from gitops_agent.reconcile import FollowSettings
 from gitops_agent.rollout import follow
 from tests.controlplane.harness import FAIL_ANNOTATION, ControlPlane
 from tests.integration.conftest import AgentFactory
-from tests.support.builders import ConfigRepo, configmap, crd_scope, deployment, make_config, widget_crd
+from tests.support.builders import ConfigRepo, configmap, crashing, crd_scope, deployment, make_config, widget_crd
 
 pytestmark = pytest.mark.integration
 CONTROLLER_MANAGER = "kube-controller-manager"
@@ -33,13 +33,6 @@ def job(name: str, fail: bool = False) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": template},
     }
-
-
-def crashing(name: str, deadline: int) -> dict[str, Any]:
-    d = deployment(name, replicas=2)
-    d["spec"]["progressDeadlineSeconds"] = deadline
-    d["spec"]["template"]["metadata"]["annotations"] = {FAIL_ANNOTATION: "crashloop"}
-    return d
 
 
 @pytest.fixture

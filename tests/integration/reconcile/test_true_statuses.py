@@ -5,40 +5,21 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-from gitops_agent.adapters.github import GitHubClient
-from gitops_agent.adapters.http_retry import RetryPolicy
 from gitops_agent.reconcile import FollowSettings
 from gitops_agent.reporting import Reporter
-from tests.controlplane.harness import FAIL_ANNOTATION
 from tests.doubles.github_server import GitHubServer
 from tests.integration.conftest import AgentFactory
-from tests.support.builders import ConfigRepo, configmap, deployment, make_config
+from tests.support.builders import ConfigRepo, configmap, crashing, deployment, make_config
 
 pytestmark = pytest.mark.integration
-FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1, max_wait=1, budget=20, timeout=5)
 QUICK = FollowSettings(poll_s=0.25)
 DEV = "gitops-agent/dev"
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubServer]:
-    with GitHubServer() as server:
-        yield server
-    assert server.violations == [], "requests or answers broke GitHub's OpenAPI description"
-
-
-@pytest.fixture
-def reporter(github: GitHubServer) -> Iterator[Reporter]:
-    r = Reporter(github=GitHubClient(github.url, f"{github.owner}/{github.repo}", github.token, retry=FAST))
-    yield r
-    r.close()
 
 
 def last_status(github: GitHubServer, reporter: Reporter) -> tuple[str, str, str]:
@@ -47,11 +28,12 @@ def last_status(github: GitHubServer, reporter: Reporter) -> tuple[str, str, str
     return s["sha"], s["state"], s["description"]
 
 
-def crashing(name: str, deadline: int) -> dict[str, Any]:
-    d = deployment(name, replicas=2)
-    d["spec"]["progressDeadlineSeconds"] = deadline
-    d["spec"]["template"]["metadata"]["annotations"] = {FAIL_ANNOTATION: "crashloop"}
-    return d
+def commit_dev(repo: ConfigRepo, *objects: dict[str, Any], message: str = "dev") -> str:
+    """dev holds ``objects``; prod a ConfigMap, so a commit to prod alone leaves dev's snapshot as it was."""
+    repo.write("environments/dev/app.yaml", list(objects))
+    if not (repo.root / "environments/prod/app.yaml").exists():
+        repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
+    return repo.commit(message)
 
 
 def ledger_entries(api_client: k8s.ApiClient, names: dict[str, str]) -> list[dict[str, Any]]:
@@ -67,15 +49,12 @@ def test_a_manual_environment_waiting_for_approval_is_pending_on_the_waiting_com
     reporter: Reporter,
     github: GitHubServer,
 ) -> None:
-    repo.write("environments/dev/app.yaml", [configmap("settings", {"v": "1"})])
-    repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
-    first = repo.commit("first")
+    first = commit_dev(repo, configmap("settings", {"v": "1"}))
     agent = agent_factory(make_config(repo, names, tmp_path, policy="manual"), listeners=[reporter], follow=QUICK)
     assert agent.sync_all("dev", explicit=True)[0].outcome == "applied"
     assert last_status(github, reporter) == (first, "success", "2 created; rollout healthy")
 
-    repo.write("environments/dev/app.yaml", [configmap("settings", {"v": "2"})])
-    second = repo.commit("second")
+    second = commit_dev(repo, configmap("settings", {"v": "2"}))
     waiting = agent.sync_all("dev")[0]  # the daemon's pass: a manual environment waits
     assert waiting.outcome == "waiting"
     assert last_status(github, reporter) == (second, "pending", "waiting for approval; gitops-agent sync --env dev")
@@ -92,9 +71,7 @@ def test_a_new_commit_that_writes_nothing_reads_the_rollout_before_success(
     reporter: Reporter,
     github: GitHubServer,
 ) -> None:
-    repo.write("environments/dev/app.yaml", [crashing("api", deadline=3)])
-    repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
-    repo.commit("a rollout that fails")
+    commit_dev(repo, crashing("api", deadline=3))
     agent = agent_factory(make_config(repo, names, tmp_path), listeners=[reporter], follow=QUICK)
     assert agent.sync_all("dev")[0].outcome == "applied"
     assert last_status(github, reporter)[1] == "failure"
@@ -117,9 +94,7 @@ def test_a_rollout_the_agent_stopped_following_is_finished_by_the_next_agent(
     github: GitHubServer,
     api_client: k8s.ApiClient,
 ) -> None:
-    repo.write("environments/dev/app.yaml", [crashing("api", deadline=3)])
-    repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
-    commit = repo.commit("a rollout that fails")
+    commit = commit_dev(repo, crashing("api", deadline=3))
     config = make_config(repo, names, tmp_path)
     shutting_down = threading.Event()
     shutting_down.set()  # the agent stops following at its first look, as on SIGTERM mid-rollout
@@ -155,9 +130,7 @@ def test_a_sync_that_did_not_follow_is_pending_until_a_pass_follows_it(
     github: GitHubServer,
     api_client: k8s.ApiClient,
 ) -> None:
-    repo.write("environments/dev/app.yaml", [deployment("api", replicas=2)])
-    repo.write("environments/prod/app.yaml", [configmap("settings", {"v": "1"})])
-    commit = repo.commit("first")
+    commit = commit_dev(repo, deployment("api", replicas=2))
     config = make_config(repo, names, tmp_path)
     no_wait = agent_factory(config, listeners=[reporter], follow=FollowSettings(enabled=False))
     assert no_wait.sync_all("dev")[0].outcome == "applied"
