@@ -33,7 +33,7 @@ from gitops_agent.present import (
 from gitops_agent.queries import EnvironmentStatus, HistoryEntry
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
-from gitops_agent.server import status_json
+from gitops_agent.status_page import status_json
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 API = ObjectKey("apps", "Deployment", "shop", "api")

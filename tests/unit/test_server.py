@@ -17,7 +17,8 @@ from gitops_agent.core.webhook import parse_push, signature, verify_signature
 from gitops_agent.errors import ConfigError
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import Previewer, Scheduler, SchedulerOptions
-from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret, status_html
+from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret
+from gitops_agent.status_page import status_html
 from tests.support.fake_agent import COMMIT, FakeAgent
 from tests.support.polling import wait_until
 

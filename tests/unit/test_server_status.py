@@ -5,7 +5,7 @@ from __future__ import annotations
 from gitops_agent.model import Health, HealthStatus
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
-from gitops_agent.server import status_html, status_json
+from gitops_agent.status_page import status_html, status_json
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
