@@ -8,8 +8,8 @@ Exit codes (the README lists them too):
   environment failed (its pass, its render, its health for ``health``);
 - 2: usage or configuration error (a bad flag, an unreadable config), or ``diff``/``drift`` could
   not answer for an environment;
-- 3: ``sync`` applied, but a rollout it followed failed or timed out (health ``Failed``); a failed
-  pass (1) wins over it.
+- 3: ``sync``: the rollout of the commit an environment runs failed or timed out (health
+  ``Failed``: followed by this ``sync``, or as an earlier pass recorded it); a failed pass (1) wins.
 Every command that reads state accepts ``--output json``; the field names are documented in the
 README and kept stable.
 """
