@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from gitops_agent.core.drift import ExpectedManager, IgnoreRule
 from gitops_agent.core.promote import PromotableField
+from gitops_agent.core.render_box import DEFAULT_RENDER_LIMITS, RenderLimits, prefix_problem
 from gitops_agent.core.scope import Scope
 from gitops_agent.errors import ConfigError
 
@@ -34,6 +35,9 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 #: the shortest digest interval: more often is a flood, not a reminder
 MIN_DIGEST_INTERVAL_S = 60.0
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
+_SIZE_RE = re.compile(r"^(\d+)\s*(Ki|Mi|Gi|KiB|MiB|GiB)?$")
+_SIZE_UNITS = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+RENDER_KEYS = frozenset({"allow_remote", "timeout", "max_output"})
 
 
 #: Managers that legitimately own fields after an apply, by default (drift issue): the HPA writes
@@ -80,6 +84,8 @@ class EnvironmentConfig:
     #: kinds pruning may delete though it never does by default (Namespace, PersistentVolumeClaim,
     #: CustomResourceDefinition: deleting them deletes what they hold)
     prune_allow: tuple[str, ...] = ()
+    #: what its render may reach and produce: the top-level ``render:`` with its own keys over it
+    render: RenderLimits = DEFAULT_RENDER_LIMITS
 
     @property
     def boundary(self) -> Scope:
@@ -152,6 +158,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     source: str = ""  # the file it was read from, for messages
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    render: RenderLimits = DEFAULT_RENDER_LIMITS
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
@@ -269,12 +276,13 @@ class _Reader:
     # --- sections -------------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
-        keys = {"repo", "environments", "agent", "github", "chat", "server", "promotion"}
+        keys = {"repo", "environments", "agent", "github", "chat", "server", "promotion", "render"}
         top = self.mapping(data, "top level", keys, {"repo", "environments"})
         envs = top["environments"]
         if not isinstance(envs, list) or not envs:
             raise self.fail("environments", "expected a non-empty list of environments")
-        environments = tuple(self.environment(e, f"environments[{i}]") for i, e in enumerate(envs))
+        render = self.render(top.get("render") or {}, "render", DEFAULT_RENDER_LIMITS)
+        environments = tuple(self.environment(e, f"environments[{i}]", render) for i, e in enumerate(envs))
         seen: set[str] = set()
         agent = self.agent(top.get("agent") or {})
         for i, env in enumerate(environments):
@@ -293,6 +301,7 @@ class _Reader:
             server=self.server(top.get("server") or {}),
             source=self.source,
             promotion=self.promotion(top.get("promotion") or {}),
+            render=render,
         )
 
     def repo(self, data: Any) -> RepoConfig:
@@ -308,11 +317,11 @@ class _Reader:
             cache_dir=self.opt(d, "cache_dir", "repo", self.string),
         )
 
-    def environment(self, data: Any, where: str) -> EnvironmentConfig:
+    def environment(self, data: Any, where: str, render: RenderLimits = DEFAULT_RENDER_LIMITS) -> EnvironmentConfig:
         keys = {
             "name", "path", "namespace", "policy", "branch", "context", "create_namespace", "prune",
             "allow_empty", "prune_propagation", "health_timeout", "interval", "expected_managers", "ignore",
-            "scope", "service_account", "prune_allow",
+            "scope", "service_account", "prune_allow", "render",
         }  # fmt: skip
         d = self.mapping(data, where, keys, {"name", "path", "namespace"})
         name = self.string(d["name"], f"{where}.name")
@@ -341,7 +350,32 @@ class _Reader:
             scope=self.scope(d["scope"], f"{where}.scope") if "scope" in d else None,
             service_account=self.opt(d, "service_account", where, self.string),
             prune_allow=self.strings(d.get("prune_allow", []), f"{where}.prune_allow"),
+            render=self.render(d.get("render") or {}, f"{where}.render", render),
         )
+
+    def render(self, value: Any, where: str, base: RenderLimits) -> RenderLimits:
+        """``render:`` (top level, or an environment's over it): remote prefixes, time, output."""
+        d = self.mapping(value, where, RENDER_KEYS)
+        allow = base.allow_remote
+        if "allow_remote" in d:
+            allow = self.strings(d["allow_remote"], f"{where}.allow_remote")
+            for i, prefix in enumerate(allow):
+                if problem := prefix_problem(prefix):
+                    raise self.fail(f"{where}.allow_remote[{i}]", problem)
+        return RenderLimits(
+            allow_remote=allow,
+            timeout_s=self.duration(d["timeout"], f"{where}.timeout") if "timeout" in d else base.timeout_s,
+            max_output_bytes=self.size(d["max_output"], f"{where}.max_output")
+            if "max_output" in d
+            else base.max_output_bytes,
+        )
+
+    def size(self, value: Any, where: str) -> int:
+        """``8388608``, ``512Ki``, ``8Mi``, ``1GiB`` -> bytes (more than 0)."""
+        match = None if isinstance(value, bool) else _SIZE_RE.match(str(value).strip())
+        if match is None or int(match.group(1)) <= 0:
+            raise self.fail(where, f"expected a size such as 8Mi, 512Ki or a number of bytes, got {value!r}")
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
     def scope(self, value: Any, where: str) -> Scope:
         d = self.mapping(value, where, {"namespaces", "cluster_kinds", "deny_kinds"}, {"namespaces"})
