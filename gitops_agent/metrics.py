@@ -17,6 +17,8 @@ Names (all prefixed ``gitops_agent_``):
     kubernetes_requests_total{verb}                            counter
     github_requests_total{verb,code}                           counter
     leader                                                     gauge (1 while this replica leads)
+    git_cache_bytes                                            gauge (disk usage of the git cache, as du counts)
+    git_pull_refs                                              gauge (pull-request heads kept for previews)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from gitops_agent.core.drift import DriftCounts
+from gitops_agent.core.git_cache import CacheStats
 from gitops_agent.model import Action
 from gitops_agent.reconcile import PassResult
 
@@ -80,6 +83,8 @@ class Metrics:
             PREFIX + "github_requests", "GitHub API requests, by verb and HTTP status.", ["verb", "code"], registry=r
         )
         self.leader = Gauge(PREFIX + "leader", "1 while this replica holds the leader lease.", registry=r)
+        self.git_cache_bytes = Gauge(PREFIX + "git_cache_bytes", "Disk usage of the git cache.", registry=r)
+        self.git_pull_refs = Gauge(PREFIX + "git_pull_refs", "Pull-request heads kept for previews.", registry=r)
         r.register(_RequestCounts(kubernetes_requests))
 
     def observe(self, result: PassResult, *, duration_s: float, now: float) -> None:
@@ -106,6 +111,11 @@ class Metrics:
         """For the GitHub client: one request sent (``verb`` is the HTTP method; ``code`` its status,
         0 when no answer came)."""
         self.github_requests.labels(verb.upper(), str(code)).inc()
+
+    def observe_git_cache(self, stats: CacheStats) -> None:
+        """For ``git_hygiene``: the git cache as just measured."""
+        self.git_cache_bytes.set(stats.bytes)
+        self.git_pull_refs.set(stats.pull_refs)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -34,6 +34,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gitops_agent.config import Config, EnvironmentConfig
+from gitops_agent.core.git_cache import SWEEP_INTERVAL_S, CacheStats
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.schedule import (
     PassState,
@@ -44,6 +45,7 @@ from gitops_agent.core.schedule import (
     request_pass,
 )
 from gitops_agent.errors import GitOpsError
+from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.logging_setup import log_context, set_commit
 from gitops_agent.metrics import Metrics
 from gitops_agent.present import summarize
@@ -106,6 +108,7 @@ class SchedulerStatus:
     ready: tuple[str, ...]  # reasons it is not ready; empty when ready
     fetch_error: str
     environments: tuple[EnvironmentView, ...]
+    git_cache: CacheStats | None = None  # None until measured (previews configured)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Scheduler:
         probe: ClusterProbe | None = None,
         relay: Relay | None = None,
         previewer: Previewer | None = None,
+        pull_refs: PullRefKeeper | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -172,7 +176,8 @@ class Scheduler:
         self._readiness = Readiness(probe, interval_s=self.options.probe_interval_s, clock=clock)
         self.relay = relay
         #: None when GitHub is not configured
-        self.previews = PreviewQueue(previewer) if previewer is not None else None
+        self.previews = PreviewQueue(previewer, pull_refs) if previewer is not None else None
+        self._pull_refs = pull_refs
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
         self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
@@ -197,6 +202,11 @@ class Scheduler:
             self._warm_fetch, "interval", seconds=self.config.repo.poll_interval_s, id="warm-fetch",
             name="follower fetch", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
         )  # fmt: skip
+        if self.previews is not None and self._pull_refs is not None:  # every replica previews, so each sweeps
+            self._scheduler.add_job(
+                self.previews.sweep, "interval", seconds=SWEEP_INTERVAL_S, id="git-cache", name="git cache sweep",
+                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
         self._scheduler.start()
         log.info("scheduler started for %s", ", ".join(self._envs))
 
@@ -253,6 +263,14 @@ class Scheduler:
         if self.previews is None or self._stopping:
             return False
         self.previews.submit(number, head_sha, base_ref)
+        return True
+
+    def pull_request_closed(self, number: int) -> bool:
+        """A pull request was closed: its fetched head leaves the git cache. False when previews
+        are not configured."""
+        if self.previews is None or self._stopping:
+            return False
+        self.previews.closed(number)
         return True
 
     def approve(self, name: str, approval: ApprovedPass) -> bool:
@@ -401,7 +419,8 @@ class Scheduler:
             envs = tuple(self._view(env) for env in self.config.environments)
             leading = self._leading
         error = self._fetch.error
-        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs)
+        cache = self._pull_refs.stats() if self._pull_refs is not None else None
+        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs, cache)
 
     def _interval(self, env: EnvironmentConfig) -> float:
         return interval_of(env.interval_s, self.config.repo.poll_interval_s)

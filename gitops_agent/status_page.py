@@ -14,7 +14,8 @@ from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
 
 def status_json(status: SchedulerStatus) -> dict[str, Any]:
     """The stable JSON of ``GET /status`` (the README documents each field): ``leader``,
-    ``identity``, ``ready``, ``not_ready``, ``fetch_error`` and ``environments``, each with its last
+    ``identity``, ``ready``, ``not_ready``, ``fetch_error``, ``git_cache: {bytes, pull_refs} | null``
+    and ``environments``, each with its last
     pass: ``name, policy, branch, interval_s, running, pending, commit, outcome, ok, summary,
     drift: {expected, unexpected}, health: {status, message} | null, last_error, reason,
     finished_at, duration_s, last_success_at``."""
@@ -24,6 +25,7 @@ def status_json(status: SchedulerStatus) -> dict[str, Any]:
         "ready": not status.ready,
         "not_ready": list(status.ready),
         "fetch_error": status.fetch_error,
+        "git_cache": {"bytes": c.bytes, "pull_refs": c.pull_refs} if (c := status.git_cache) else None,
         "environments": [_environment_json(v) for v in status.environments],
     }
 

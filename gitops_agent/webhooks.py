@@ -6,7 +6,7 @@ anything in the body is parsed. Nothing here runs a pass: a webhook only asks th
 which coalesces a flood of pushes.
 
     push                    fetch and pass the environments following the pushed branch
-    pull_request            (opened, synchronize, …) preview the PR head
+    pull_request            (opened, synchronize, …) preview the PR head; closed: drop its head from the cache
     check_run, issue_comment  approvals (``gitops_agent.approvals``)
 
 Webhooks are refused (503) when no secret is configured: an unauthenticated endpoint that makes
@@ -40,6 +40,8 @@ class WebhookDaemon(Protocol):
     def push(self, ref: str) -> PushOutcome: ...
 
     def preview(self, number: int, head_sha: str, base_ref: str) -> bool: ...
+
+    def pull_request_closed(self, number: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ class Webhooks:
         event = parse_pull_request(body)
         if event is None:
             return WebhookAnswer(HTTPStatus.BAD_REQUEST, {"error": "not a pull_request payload"})
+        if event.action == "closed":  # its fetched head leaves the git cache (git_hygiene)
+            dropped = self.daemon.pull_request_closed(event.number)
+            return WebhookAnswer(
+                HTTPStatus.ACCEPTED, {"event": "pull_request", "number": event.number, "closed": dropped}
+            )
         if event.action not in PREVIEW_ACTIONS:
             return WebhookAnswer(
                 HTTPStatus.ACCEPTED, {"event": "pull_request", "action": event.action, "ignored": True}

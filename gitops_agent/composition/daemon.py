@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gitops_agent.adapters.git_cache import GitCache
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.agent import Agent
@@ -16,6 +17,7 @@ from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.composition import build_agent, chat_reporter, github_client, reporter
 from gitops_agent.config import Config
+from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
 from gitops_agent.metrics import Metrics
 from gitops_agent.readiness import cluster_probe
@@ -73,6 +75,8 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         probe=cluster_probe(agent.clusters.agent_kube, config),
         relay=PushRelay(lease_kube, lease).relay if lease_kube is not None else None,
         previewer=_previewer(agent, github),
+        # previews fetch pull-request heads: the keeper bounds them and measures the cache
+        pull_refs=PullRefKeeper(GitCache(agent.snapshots.source), on_measure=metrics.observe_git_cache),
     )
     elector = None
     if lease_kube is not None:

@@ -309,8 +309,8 @@ def test_pull_request_actions_that_change_nothing_are_ignored(
 ) -> None:
     calls: list[int] = []
     previews.handler = lambda number, sha, base: calls.append(number)
-    closed = deliver(http, pr_payload("closed", 7, "a" * 40), event="pull_request")
-    assert closed.status_code == 202 and closed.json()["ignored"] is True
+    labeled = deliver(http, pr_payload("labeled", 7, "a" * 40), event="pull_request")
+    assert labeled.status_code == 202 and labeled.json()["ignored"] is True
     assert deliver(http, {"zen": "no"}, event="pull_request").status_code == 400
     assert calls == []
 
