@@ -46,8 +46,9 @@ class Snapshots:
 
     def render(self, env: EnvironmentConfig, commit: str) -> list[DesiredObject]:
         """The environment's objects at a commit, validated (and, as far as can be told without a
-        cluster, within the environment's scope), without a shared checkout."""
-        with self._tree(commit) as root:
+        cluster, within the environment's scope), without a shared checkout. Only the environment's
+        own files and the bases they reference are exported for it: its render sees nothing else."""
+        with self._tree(commit, env.path) as root:
             objects = self.render_tree(root, env.path)
         validate_objects(objects)
         offline = [ScopedObject(o.key, o.source, None) for o in objects]
@@ -55,24 +56,27 @@ class Snapshots:
         return objects
 
     def render_tree(self, root: Path, path: str) -> list[DesiredObject]:
-        """An environment's directory in a tree already on disk (a promotion's work tree)."""
-        return render_environment(root, path, kustomize=self.kustomize)
+        """An environment's directory in a tree already on disk (a promotion's work tree), within
+        the render limits of the environment at that path (else the config's)."""
+        box = next((e.render for e in self.config.environments if e.path == path), self.config.render)
+        return render_environment(root, path, kustomize=self.kustomize, box=box)
 
     def sources(self, env: EnvironmentConfig, commit: str) -> tuple[str, ...]:
         """The repository paths ``env`` renders from at ``commit`` (its directory and the bases it
         references): what ``history`` filters the log by. Just its directory when the commit
         cannot be read or rendered: that directory still names its own commits."""
         try:
-            with self._tree(commit) as root:
+            with self._tree(commit, env.path) as root:
                 return tuple(environment_sources(root, env.path))
         except GitOpsError:
             return (env.path,)
 
     @contextmanager
-    def _tree(self, commit: str) -> Iterator[Path]:
+    def _tree(self, commit: str, env_path: str) -> Iterator[Path]:
+        """A fresh directory holding what ``env_path`` renders from at ``commit``, removed after."""
         with tempfile.TemporaryDirectory(prefix=f"gitops-agent-{commit[:12]}-") as tmp:
             root = Path(tmp)
-            self.source.export(commit, root)
+            self.source.export_environment(commit, root, env_path)
             yield root
 
     def snapshot(self, env: EnvironmentConfig, commit: str) -> tuple[DesiredObject, ...]:

@@ -1,4 +1,5 @@
-"""Writing the tree of one commit into a directory, refusing what could reach outside it.
+"""Writing the tree of one commit (or only what one environment renders from) into a directory,
+refusing what could reach outside it.
 
 Entries git itself would refuse on checkout (``..``, ``.git``, absolute or backslashed paths) are
 a :class:`RenderError` naming the path. Symlinks are written last and kept only when they stay
@@ -16,11 +17,15 @@ from pathlib import Path
 
 import git
 
+from gitops_agent.core.render import KUSTOMIZATION_NAMES, load_documents
+from gitops_agent.core.render_box import join_inside, read_kustomization
 from gitops_agent.errors import RenderError
 
 _MODE_SYMLINK = 0o120000
 _MODE_GITLINK = 0o160000
 _MODE_TREE = 0o040000
+#: as Linux's MAXSYMLINKS: a chain of links longer than this is a loop
+_MAX_LINK_HOPS = 40
 
 #: where an exported symlink that leaves the repository points instead: nowhere readable
 REFUSED_LINK_TARGET = "/dev/null/symlink-outside-the-repository-refused"
@@ -94,3 +99,130 @@ def write_links(dest: Path, links: list[tuple[str, str]]) -> None:
         if real != root and not real.startswith(root + os.sep):
             os.unlink(dest / path)
             os.symlink(REFUSED_LINK_TARGET, dest / path)
+
+
+# --- only what an environment renders from ------------------------------------------------------
+
+
+def write_environment(tree: git.Tree, dest: Path, env_path: str) -> list[tuple[str, str]]:
+    """Write only what the environment at ``env_path`` renders from (:func:`environment_paths`)
+    into ``dest``, keeping their paths; return the symlinks, for :func:`write_links`. A path the
+    environment names that does not exist is simply not written: the renderer, reading the export,
+    refuses it with the file that names it."""
+    links: list[tuple[str, str]] = []
+    for path in _outermost(environment_paths(tree, env_path)):
+        item = _lookup(tree, path)
+        if path != ".":
+            _check_entry_path(path)
+        if isinstance(item, git.Tree):
+            (dest / path).mkdir(parents=True, exist_ok=True)
+            links.extend(write_files(item, dest))
+        elif item is not None and item.mode == _MODE_SYMLINK:
+            links.append((path, item.data_stream.read().decode("utf-8", "surrogateescape")))
+        elif item is not None:
+            _write_entry(item, dest / path)
+    return links
+
+
+def environment_paths(tree: git.Tree, env_path: str) -> set[str]:
+    """The repository paths the environment renders from, read from git objects (nothing written):
+    its directory, every local directory or file its kustomizations reference (followed
+    recursively), where symlinks below those lead, and the links passed on the way. The same walk
+    as ``renderer.environment_sources``, before there is a tree on disk to walk."""
+    start, wanted = _resolve(tree, env_path)
+    pending = [start] if start is not None and isinstance(_lookup(tree, start), git.Tree) else []
+    seen: set[str] = set()
+    while pending:
+        directory = pending.pop()
+        if directory in seen:
+            continue
+        seen.add(directory)
+        wanted.add(directory)
+        for target, via in _reached_from(tree, directory):
+            wanted |= via
+            if target is None:
+                continue
+            if isinstance(_lookup(tree, target), git.Tree):
+                pending.append(target)
+            else:
+                wanted.add(target)
+    return wanted
+
+
+def _reached_from(tree: git.Tree, directory: str) -> Iterator[tuple[str | None, set[str]]]:
+    """(real path or None, links passed) of each kustomization entry of ``directory`` and of each
+    symlink below it that leads out of it."""
+    for entry in _kustomization_entries(tree, directory):
+        joined = join_inside(directory, entry)
+        if joined is not None:
+            yield _resolve(tree, joined)
+    sub = _lookup(tree, directory)
+    for item in sub.traverse() if isinstance(sub, git.Tree) else ():
+        if isinstance(item, git.Blob) and item.mode == _MODE_SYMLINK:
+            target, via = _resolve(tree, str(item.path))
+            inside = target is not None and (directory == "." or f"{target}/".startswith(f"{directory}/"))
+            yield (None if inside else target), via
+
+
+def _kustomization_entries(tree: git.Tree, directory: str) -> list[str]:
+    for name in sorted(KUSTOMIZATION_NAMES):
+        item = _lookup(tree, posixpath.join(directory, name) if directory != "." else name)
+        if isinstance(item, git.Blob) and item.mode != _MODE_SYMLINK:
+            try:
+                documents = load_documents(item.data_stream.read(), str(item.path))
+            except RenderError:
+                return []  # the renderer refuses it, naming the file
+            found = read_kustomization(documents[0] if documents else None)
+            return [*found.local, *found.plugin_paths]
+    return []
+
+
+def _resolve(tree: git.Tree, path: str) -> tuple[str | None, set[str]]:
+    """``path`` with every symlink on it followed, as the file system would: (its real repository
+    path, or None when it is missing or leaves the repository; the links passed)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    real: list[str] = []
+    links: set[str] = set()
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if not real:
+                return None, links
+            real.pop()
+            continue
+        here = "/".join([*real, part])
+        item = _lookup(tree, here)
+        if item is None:
+            return None, links
+        if item.mode != _MODE_SYMLINK:
+            real.append(part)
+            continue
+        hops += 1
+        target = item.data_stream.read().decode("utf-8", "surrogateescape")
+        links.add(here)
+        if hops > _MAX_LINK_HOPS or posixpath.isabs(target):
+            return None, links
+        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return "/".join(real) or ".", links
+
+
+def _lookup(tree: git.Tree, path: str) -> git.Blob | git.Tree | git.Submodule | None:
+    if path in ("", "."):
+        return tree
+    try:
+        item = tree / path
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return item if isinstance(item, (git.Blob, git.Tree, git.Submodule)) else None
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """The paths not inside another of them, sorted: a directory is written once, with all below it."""
+    if "." in paths:
+        return ["."]
+    kept: list[str] = []
+    for path in sorted(paths):
+        if not any(path.startswith(f"{k}/") for k in kept):
+            kept.append(path)
+    return kept

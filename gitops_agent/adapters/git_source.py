@@ -30,7 +30,7 @@ import git
 
 from gitops_agent.adapters.git_credentials import GitCredentials as GitCredentials  # callers import it from here
 from gitops_agent.adapters.git_credentials import normalize_url, redact_url, url_scheme
-from gitops_agent.adapters.git_export import subtree, write_files, write_links
+from gitops_agent.adapters.git_export import subtree, write_environment, write_files, write_links
 from gitops_agent.errors import SourceError
 
 FETCH_TIMEOUT_S = 300.0
@@ -116,6 +116,15 @@ class GitSource:
             if subdir:
                 tree = subtree(tree, subdir, self._display, commit)
             links = write_files(tree, dest)
+        write_links(dest, links)
+
+    def export_environment(self, commit: str, dest: Path, env_path: str) -> None:
+        """Write only what the environment at ``env_path`` renders from at ``commit`` into ``dest``
+        (its directory, the bases it references, where its links lead: ``git_export.write_environment``),
+        so a render never sees the rest of the repository."""
+        dest = Path(dest)
+        with self._repo() as repo:
+            links = write_environment(self._commit(repo, commit).tree, dest, env_path)
         write_links(dest, links)
 
     def changed_paths(self, old: str, new: str) -> set[str]:

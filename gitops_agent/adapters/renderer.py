@@ -1,10 +1,13 @@
 """Rendering one environment of an exported tree: Kustomize when it has a kustomization, plain YAML otherwise.
 
-This is the imperative half of rendering: it finds files, runs ``kustomize build`` and hands bytes
-to the pure parser in :mod:`gitops_agent.core.render`. Its job is also to keep rendering inside
-the repository: an environment path, a symlink or a Kustomize resource that leads outside the
-exported tree is refused, because the agent runs with credentials and files a config repository
-author should never be able to read into a cluster (``/etc``, the agent's own token).
+This is the imperative half of rendering: it finds files, runs ``kustomize build`` in the box of
+:mod:`gitops_agent.adapters.renderbox` and hands its output to the pure parser in
+:mod:`gitops_agent.core.render`. Its job is also to keep rendering inside the repository: an
+environment path, a symlink or a Kustomize reference that leads outside the exported tree, a remote
+reference not allowed, a plugin or an env file line without a value are refused before Kustomize
+runs (rules in :mod:`gitops_agent.core.render_box`), because the agent runs with credentials and
+files a config repository author should never be able to read into a cluster (``/etc``, the
+agent's own token).
 """
 
 from __future__ import annotations
@@ -12,69 +15,72 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import subprocess
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
-import yaml
-
+from gitops_agent.adapters import renderbox
 from gitops_agent.core.render import (
     DEFAULT_LIMITS,
     KUSTOMIZATION_NAMES,
     ParseLimits,
     is_manifest_path,
-    parse_manifests,
+    load_documents,
     parse_stream,
+    parse_stream_file,
+)
+from gitops_agent.core.render_box import (
+    DEFAULT_RENDER_LIMITS,
+    Kustomization,
+    RenderLimits,
+    check_env_file,
+    check_kustomization,
+    check_plugin_documents,
+    read_kustomization,
 )
 from gitops_agent.errors import RenderError
 from gitops_agent.model import DesiredObject
 
 KUSTOMIZE_ENV_VAR = "GITOPS_AGENT_KUSTOMIZE"
-KUSTOMIZE_TIMEOUT_S = 120.0
-#: ``kustomize build`` output is one stream for a whole environment, so it may be larger than a file.
-KUSTOMIZE_OUTPUT_LIMITS = ParseLimits(max_file_bytes=64 * 1024 * 1024, max_nodes=20_000_000)
+#: kustomize output is one stream for a whole environment: its cap is RenderLimits.max_output_bytes
+KUSTOMIZE_OUTPUT_LIMITS = ParseLimits(max_file_bytes=DEFAULT_RENDER_LIMITS.max_output_bytes, max_nodes=20_000_000)
 #: how much of kustomize's stderr goes into an error message
 STDERR_LINES = 15
-_REFERENCE_KEYS = ("resources", "bases", "components")
 
 
 @dataclass(frozen=True)
 class Kustomize:
-    """Runs ``kustomize build DIR`` or ``kubectl kustomize DIR``.
+    """Runs ``kustomize build DIR`` or ``kubectl kustomize DIR``, in the box of ``renderbox``.
 
     ``binary`` is a path or a command name; when None, ``$GITOPS_AGENT_KUSTOMIZE`` is used, then
     ``kustomize`` and ``kubectl`` from ``PATH``. It is looked up when a build runs, not when the
     runner is made, so an environment without a kustomization never needs the binary.
     ``LoadRestrictionsRootOnly`` (kustomize's default, stated so a user config cannot loosen it)
-    keeps patches and generators from reading files outside their kustomization's directory.
+    keeps patches and generators from reading files outside their kustomization's directory. No
+    other flag is ever passed: not ``--enable-alpha-plugins``, ``--enable-exec`` nor ``--enable-helm``.
     """
 
     binary: str | None = None
     load_restrictor: str = "LoadRestrictionsRootOnly"
-    timeout_s: float = KUSTOMIZE_TIMEOUT_S
-    extra_args: tuple[str, ...] = field(default=())
 
     def command(self, directory: Path) -> list[str]:
         """The argv that builds ``directory``; RenderError when no binary can be found."""
         binary = self._locate()
         verb = ["kustomize"] if Path(binary).name.startswith("kubectl") else ["build"]
-        return [binary, *verb, str(directory), f"--load-restrictor={self.load_restrictor}", *self.extra_args]
+        return [binary, *verb, str(directory), f"--load-restrictor={self.load_restrictor}"]
 
-    def build(self, directory: Path, *, tree_root: Path, label: str) -> bytes:
-        """The rendered YAML stream of ``directory``; ``label`` (the env path) names it in errors."""
+    def build(self, directory: Path, out: BinaryIO, *, tree_root: Path, label: str, limits: RenderLimits) -> None:
+        """Write the rendered YAML stream of ``directory`` into ``out``, at most
+        ``limits.max_output_bytes`` of it; ``label`` (the kustomization file) names it in errors."""
         argv = self.command(directory)
-        try:
-            done = subprocess.run(argv, cwd=tree_root, capture_output=True, timeout=self.timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise RenderError(f"{label}: kustomize build timed out after {self.timeout_s:g}s") from None
-        except OSError as exc:
-            raise RenderError(f"{label}: cannot run {argv[0]}: {exc.strerror}") from None
-        if done.returncode != 0:
-            detail = _trim_stderr(done.stderr, tree_root) or f"exit status {done.returncode}"
+        with tempfile.TemporaryDirectory(prefix="gitops-agent-render-") as scratch:
+            env = renderbox.environment(Path(scratch), network=bool(limits.allow_remote))
+            stderr = renderbox.run(argv, cwd=tree_root, env=env, out=out, limits=limits, label=label)
+        if stderr.returncode != 0:
+            detail = _trim_stderr(stderr.text, tree_root) or f"exit status {stderr.returncode}"
             raise RenderError(f"{label}: kustomize build failed: {detail}")
-        return done.stdout
 
     def _locate(self) -> str:
         configured = self.binary or os.environ.get(KUSTOMIZE_ENV_VAR)
@@ -85,10 +91,10 @@ class Kustomize:
                     f"kustomize not found at {configured!r} (from the agent config or ${KUSTOMIZE_ENV_VAR}): "
                     "install kustomize or kubectl, or fix the path"
                 )
-            return found
+            return str(Path(found).absolute())
         for name in ("kustomize", "kubectl"):
             if found := shutil.which(name):
-                return found
+                return str(Path(found).absolute())
         raise RenderError(
             "kustomize not found: install kustomize or kubectl, or set agent.kustomize in the config "
             f"or ${KUSTOMIZE_ENV_VAR} to its path"
@@ -96,26 +102,32 @@ class Kustomize:
 
 
 def render_environment(
-    tree_root: Path, env_path: str, *, kustomize: Kustomize | None, limits: ParseLimits = DEFAULT_LIMITS
+    tree_root: Path,
+    env_path: str,
+    *,
+    kustomize: Kustomize | None,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    box: RenderLimits = DEFAULT_RENDER_LIMITS,
 ) -> list[DesiredObject]:
     """The objects of the environment at ``env_path`` (relative to the exported ``tree_root``).
 
     With a kustomization file the directory is built by Kustomize (``kustomize=None`` means the
-    default runner); without one, every manifest file below it is read, recursively.
+    default runner) within ``box``; without one, every manifest file below it is read, recursively,
+    at most ``box.max_output_bytes`` of them in all.
     """
     root = Path(os.path.realpath(tree_root))
     prefix = _normalize(env_path)
     env_dir = _env_directory(root, prefix, env_path)
-    if any((env_dir / name).is_file() for name in KUSTOMIZATION_NAMES):
-        return _render_kustomize(root, env_dir, env_path, kustomize or Kustomize())
-    return parse_manifests(dict(_read_manifests(root, env_dir, prefix, limits)), limits=limits)
+    if _kustomization_file(env_dir) is not None:
+        return _render_kustomize(root, env_dir, env_path, kustomize or Kustomize(), box)
+    return _render_plain(root, env_dir, prefix, limits, box)
 
 
 def environment_sources(tree_root: Path, env_path: str) -> list[str]:
     """The repository paths whose files the environment's render reads, sorted: its directory, the
-    local directories its kustomization references (``resources``, ``bases``, ``components``,
-    followed recursively), and where symlinks below them lead. ``history`` lists the commits that
-    touched them: a commit elsewhere in the repository changed nothing this environment renders."""
+    local directories its kustomization references (``resources``, ``bases``, ``components`` and
+    plugin entries, followed recursively), and where symlinks below them lead. ``history`` lists
+    the commits that touched them; the export for a render writes only them."""
     root = Path(os.path.realpath(tree_root))
     env_dir = _env_directory(root, _normalize(env_path), env_path)
     directories = _referenced_dirs(root, env_dir)
@@ -170,8 +182,28 @@ def _relative(path: Path, root: Path) -> str:
 # --- plain YAML directories ---------------------------------------------------------------------
 
 
-def _read_manifests(root: Path, env_dir: Path, prefix: str, limits: ParseLimits) -> Iterator[tuple[str, bytes]]:
-    """(repo-relative path, content) of each manifest file below ``env_dir``, links checked."""
+def _render_plain(
+    root: Path, env_dir: Path, prefix: str, limits: ParseLimits, box: RenderLimits
+) -> list[DesiredObject]:
+    """Each manifest file read and parsed in turn (only one file's bytes held at a time), in sorted
+    path order; all of them at most ``box.max_output_bytes``, as a kustomize render."""
+    files = dict(_manifest_files(root, env_dir, prefix))
+    total = 0
+    objects: list[DesiredObject] = []
+    for shown in sorted(files):
+        data = _read_file(files[shown], shown, root, limits)
+        total += len(data)
+        if total > box.max_output_bytes:
+            raise RenderError(
+                f"{shown}: the environment's manifests pass the limit of {box.max_output_bytes} bytes in all "
+                "(render.max_output in the agent config)"
+            )
+        objects.extend(parse_stream(data, shown, limits=limits))
+    return objects
+
+
+def _manifest_files(root: Path, env_dir: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    """(repo-relative path, path on disk) of each manifest file below ``env_dir``, links checked."""
     seen_dirs: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(env_dir, followlinks=True):
         here = Path(dirpath)
@@ -184,10 +216,8 @@ def _read_manifests(root: Path, env_dir: Path, prefix: str, limits: ParseLimits)
         seen_dirs.add(real_dir)
         dirnames.sort()
         for name in sorted(filenames):
-            path = here / name
-            shown = _logical(path, env_dir, prefix)
             if is_manifest_path(name):
-                yield shown, _read_file(path, shown, root, limits)
+                yield _logical(here / name, env_dir, prefix), here / name
 
 
 def _logical(path: Path, env_dir: Path, prefix: str) -> str:
@@ -210,53 +240,113 @@ def _read_file(path: Path, shown: str, root: Path, limits: ParseLimits) -> bytes
 # --- Kustomize ------------------------------------------------------------------------------------
 
 
-def _render_kustomize(root: Path, env_dir: Path, env_path: str, runner: Kustomize) -> list[DesiredObject]:
-    _check_references(root, env_dir)
-    output = runner.build(env_dir, tree_root=root, label=env_path)
-    objects = parse_stream(output, f"{env_path} (kustomize output)", limits=KUSTOMIZE_OUTPUT_LIMITS)
+def _render_kustomize(
+    root: Path, env_dir: Path, env_path: str, runner: Kustomize, box: RenderLimits
+) -> list[DesiredObject]:
+    """Check every kustomization the environment uses, then build it into a capped file and parse
+    that file as a stream: the output is never held whole, as bytes or as text."""
+    _check_kustomizations(root, env_dir, box)
+    kfile = _relative(_kustomization_file(env_dir) or env_dir, root)
+    limits = replace(KUSTOMIZE_OUTPUT_LIMITS, max_file_bytes=box.max_output_bytes)
+    with tempfile.TemporaryFile(prefix="gitops-agent-render-") as out:
+        runner.build(env_dir, out, tree_root=root, label=kfile, limits=box)
+        out.seek(0)
+        objects = parse_stream_file(out, f"{env_path} (kustomize output)", limits=limits)
     return [replace(o, source=env_path) for o in objects]
 
 
-def _check_references(root: Path, env_dir: Path) -> None:
-    """Refuse local resources/bases/components (followed recursively) that resolve outside the tree.
-
-    Kustomize's load restrictor confines *files* to a kustomization's directory, but lets a
-    kustomization include any other kustomization *directory*, wherever it is; this closes that.
-    Entries that do not exist locally (remote URLs, typos) are left to Kustomize to fetch or report.
-    """
-    _referenced_dirs(root, env_dir)
+def _check_kustomizations(root: Path, env_dir: Path, box: RenderLimits) -> None:
+    """Refuse, before Kustomize runs, what each kustomization the environment uses must not do:
+    a reference outside the repository or missing from it, a remote one not allowed, a plugin, an
+    env file line without a value, a symlink out of the repository."""
+    for directory in sorted(_referenced_dirs(root, env_dir, box)):
+        _check_links(root, directory)
 
 
-def _referenced_dirs(root: Path, env_dir: Path) -> set[Path]:
+def _referenced_dirs(root: Path, env_dir: Path, box: RenderLimits | None = None) -> set[Path]:
     """``env_dir`` and every local directory its kustomization references, recursively; RenderError
-    for one outside the tree."""
+    for one outside the tree. With ``box``, each kustomization is also checked against it (see
+    :func:`_check_kustomizations`); without, entries that do not exist are skipped (``history``)."""
     pending, seen = [env_dir], {env_dir}
     while pending:
         directory = pending.pop()
-        kfile = next((directory / n for n in sorted(KUSTOMIZATION_NAMES) if (directory / n).is_file()), None)
+        kfile = _kustomization_file(directory)
         if kfile is None:
             continue
-        for entry in _references(kfile):
-            target = Path(os.path.realpath(directory / entry))
-            if not target.exists():
-                continue
-            if not _inside(target, root):
-                raise RenderError(f"{_relative(kfile, root)}: {entry!r} points outside the repository")
-            if target.is_dir() and target not in seen:
+        shown = _relative(kfile, root)
+        kustomization = _read_kustomization(kfile, shown, strict=box is not None)
+        if box is not None:
+            check_kustomization(shown, kustomization, box.allow_remote)
+            _check_env_files(root, directory, kustomization)
+        for entry in (*kustomization.local, *kustomization.plugin_paths):
+            target = _local_target(root, directory, shown, entry, strict=box is not None)
+            if target is not None and target.is_dir() and target not in seen:
                 seen.add(target)
                 pending.append(target)
+            elif target is not None and target.is_file() and box is not None and entry in kustomization.plugin_paths:
+                _check_plugin_file(root, target)
     return seen
 
 
-def _references(kfile: Path) -> list[str]:
+def _kustomization_file(directory: Path) -> Path | None:
+    return next((directory / n for n in sorted(KUSTOMIZATION_NAMES) if (directory / n).is_file()), None)
+
+
+def _read_kustomization(kfile: Path, shown: str, *, strict: bool) -> Kustomization:
+    """What the kustomization references; a file that is not YAML is Kustomize's to report, except
+    when checking, where its first document must load within the parse limits (no YAML bomb)."""
     try:
-        data: Any = yaml.safe_load(kfile.read_bytes())
-    except (yaml.YAMLError, OSError, ValueError):
-        return []  # kustomize reports a broken kustomization in its own words
-    if not isinstance(data, dict):
-        return []
-    entries = [data.get(key) for key in _REFERENCE_KEYS]
-    return [e for group in entries if isinstance(group, list) for e in group if isinstance(e, str)]
+        documents = load_documents(kfile.read_bytes(), shown)
+    except (RenderError, OSError):
+        if strict:
+            raise
+        return Kustomization()
+    return read_kustomization(documents[0] if documents else None)
+
+
+def _local_target(root: Path, directory: Path, kfile: str, entry: str, *, strict: bool) -> Path | None:
+    """Where a local entry leads: inside the tree, or a RenderError naming the kustomization. One
+    that does not exist is None, or (checking) an error: Kustomize would try to fetch it."""
+    target = Path(os.path.realpath(directory / entry))
+    if posixpath.isabs(entry) or not _inside(target, root):
+        raise RenderError(f"{kfile}: {entry!r} points outside the repository")
+    if target.exists():
+        return target
+    if strict:
+        raise RenderError(
+            f"{kfile}: {entry!r} does not exist in the repository at this commit (a remote URL must "
+            "start with a prefix of render.allow_remote)"
+        )
+    return None
+
+
+def _check_env_files(root: Path, directory: Path, kustomization: Kustomization) -> None:
+    for entry in kustomization.env_files:
+        path = Path(os.path.realpath(directory / entry))
+        shown = _relative(directory / entry, root)
+        if not _inside(path, root):
+            raise RenderError(f"{shown}: env file points outside the repository")
+        if path.is_file():
+            check_env_file(shown, path.read_bytes()[: DEFAULT_LIMITS.max_file_bytes].decode("utf-8", "replace"))
+
+
+def _check_plugin_file(root: Path, path: Path) -> None:
+    """A generator or transformer config: built in, and its own env files without bare names."""
+    shown = _relative(path, root)
+    documents = load_documents(path.read_bytes(), shown)
+    check_plugin_documents(shown, documents)
+    for doc in documents:
+        _check_env_files(root, path.parent, read_kustomization(doc))
+
+
+def _check_links(root: Path, directory: Path) -> None:
+    """A symlink below a kustomization directory that leaves the repository is named here, rather
+    than as a path kustomize cannot read."""
+    for dirpath, dirnames, filenames in os.walk(directory):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if path.is_symlink() and not _inside(Path(os.path.realpath(path)), root):
+                raise RenderError(f"{_relative(path, root)}: symlink points outside the repository")
 
 
 def _trim_stderr(stderr: bytes, root: Path) -> str:

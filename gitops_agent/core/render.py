@@ -25,7 +25,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -81,8 +81,25 @@ def parse_stream(data: bytes, source: str, *, limits: ParseLimits = DEFAULT_LIMI
             f"{source}: file is {len(data)} bytes, over the limit of {limits.max_file_bytes}; "
             "split it into smaller files"
         )
-    text = _decode(data, source)
-    documents = list(_load_documents(text, source, limits))
+    return _objects(_load_documents(_decode(data, source), source, limits), source)
+
+
+def parse_stream_file(stream: IO[bytes], source: str, *, limits: ParseLimits = DEFAULT_LIMITS) -> list[DesiredObject]:
+    """As :func:`parse_stream`, from an open binary file whose size the caller has capped:
+    libyaml reads it in chunks and each document's nodes are dropped once built, so neither the
+    bytes nor the text of the whole stream are held (libyaml refuses NUL and invalid UTF-8 itself)."""
+    return _objects(_load_documents(stream, source, limits), source)
+
+
+def load_documents(data: bytes, source: str, *, limits: ParseLimits = DEFAULT_LIMITS) -> list[Any]:
+    """The non-empty documents of a YAML file (a kustomization, a plugin config), strictly loaded."""
+    if len(data) > limits.max_file_bytes:
+        raise RenderError(f"{source}: file is {len(data)} bytes, over the limit of {limits.max_file_bytes}")
+    return [doc for _, _, doc in _load_documents(_decode(data, source), source, limits)]
+
+
+def _objects(loaded: Iterator[tuple[int, int, Any]], source: str) -> list[DesiredObject]:
+    documents = list(loaded)
     numbered = len(documents) > 1
     objects: list[DesiredObject] = []
     for number, line, doc in documents:
@@ -121,7 +138,7 @@ def _decode(data: bytes, source: str) -> str:
         raise RenderError(f"{source}: not valid UTF-8 at line {line} (byte {exc.start}); save it as UTF-8") from exc
 
 
-def _load_documents(text: str, source: str, limits: ParseLimits) -> Iterator[tuple[int, int, Any]]:
+def _load_documents(text: str | IO[bytes], source: str, limits: ParseLimits) -> Iterator[tuple[int, int, Any]]:
     """(document number, first line, data) for each non-empty document, numbered from 1."""
     loader = _StrictLoader(text)
     loader.max_nodes = limits.max_nodes

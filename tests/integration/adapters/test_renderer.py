@@ -18,6 +18,7 @@ import yaml
 from gitops_agent.adapters.git_source import GitSource
 from gitops_agent.adapters.renderer import KUSTOMIZE_ENV_VAR, Kustomize, environment_sources, render_environment
 from gitops_agent.core.render import ParseLimits, validate_objects
+from gitops_agent.core.render_box import RenderLimits
 from gitops_agent.errors import RenderError
 from gitops_agent.model import DesiredObject
 from tests.support import paths
@@ -131,7 +132,7 @@ def test_broken_overlay_is_a_render_error_with_kustomizes_words(tree: Path, kube
     with pytest.raises(RenderError) as info:
         render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
     message = str(info.value)
-    assert message.startswith("environments/dev: kustomize build failed: ")
+    assert message.startswith("environments/dev/kustomization.yaml: kustomize build failed: ")
     assert "nope.yaml" in message
     assert str(tree) not in message  # paths are shown relative to the repository
 
@@ -139,14 +140,16 @@ def test_broken_overlay_is_a_render_error_with_kustomizes_words(tree: Path, kube
 @pytest.mark.integration
 def test_invalid_kustomization_yaml_is_a_render_error(tree: Path, kubectl: str) -> None:
     write(tree, "environments/dev/kustomization.yaml", "resources: [../../apps/web\n")
-    with pytest.raises(RenderError, match=r"^environments/dev: kustomize build failed: "):
+    # read before kustomize runs, by the agent's strict loader
+    with pytest.raises(RenderError, match=r"^environments/dev/kustomization.yaml: document 1, line 2"):
         render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
 
 
 @pytest.mark.integration
 def test_overlay_referencing_a_missing_base(tree: Path, kubectl: str) -> None:
     write(tree, "environments/dev/kustomization.yaml", {"resources": ["../../apps/api"]})
-    with pytest.raises(RenderError, match=r"^environments/dev: kustomize build failed: .*apps/api"):
+    match = r"^environments/dev/kustomization.yaml: '../../apps/api' does not exist in the repository"
+    with pytest.raises(RenderError, match=match):
         render_environment(tree, "environments/dev", kustomize=Kustomize(kubectl))
 
 
@@ -243,9 +246,11 @@ def test_the_binary_is_found_through_the_environment_variable(
 
 
 def test_a_hanging_kustomize_times_out(tree: Path, tmp_path: Path) -> None:
-    binary = fake_binary(tmp_path, "kustomize", "exec sleep 30\n")
-    with pytest.raises(RenderError, match=r"^environments/dev: kustomize build timed out after 0.5s"):
-        render_environment(tree, "environments/dev", kustomize=Kustomize(str(binary), timeout_s=0.5))
+    binary = fake_binary(tmp_path, "kustomize", "exec /bin/sleep 30\n")  # the box has an empty PATH
+    with pytest.raises(
+        RenderError, match=r"^environments/dev/kustomization.yaml: kustomize build timed out after 0.5s"
+    ):
+        render_environment(tree, "environments/dev", kustomize=Kustomize(str(binary)), box=RenderLimits(timeout_s=0.5))
 
 
 def test_kustomize_output_that_is_not_yaml_names_the_environment(tree: Path, tmp_path: Path) -> None:
