@@ -98,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--env", help="only this environment")
 
     run = sub.add_parser("run", parents=[common], help="the daemon: passes on a schedule and on pushes, HTTP, metrics")
-    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default: server.listen, 0.0.0.0:8080)")
+    run.add_argument("--listen", metavar="HOST:PORT", help="webhooks and probes (default: server.listen, 0.0.0.0:8080)")
+    run.add_argument(
+        "--status-listen",
+        metavar="HOST:PORT",
+        help="/status, /metrics and probes (default: server.status_listen, 0.0.0.0:9090)",
+    )
     run.add_argument("--log-format", choices=("json", "text"), help="default: text on a terminal, else JSON lines")
     run.add_argument("--no-leader-election", action="store_true", help="lead without a Lease (one replica, laptops)")
     cli_proposals.add_parsers(sub, common)
@@ -229,7 +234,9 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     from gitops_agent.serve import serve
 
     setup_logging(args.log_format)
-    options = RunOptions(args.listen, args.log_format, not args.no_leader_election, args.kubeconfig)
+    options = RunOptions(
+        args.listen, args.log_format, not args.no_leader_election, args.kubeconfig, status_listen=args.status_listen
+    )
     return serve(daemon_wiring(config, options))
 
 

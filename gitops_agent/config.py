@@ -139,8 +139,11 @@ class ChatConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    listen: str = "0.0.0.0:8080"
+    listen: str = "0.0.0.0:8080"  # webhooks and probes
     webhook_secret_file: str | None = None
+    status_listen: str = "0.0.0.0:9090"  # /status, /metrics (and the probes)
+    status_token_file: str | None = None  # a bearer token the status listener requires
+    max_connections: int = 256  # on the webhook listener
 
 
 @dataclass(frozen=True)
@@ -488,10 +491,17 @@ class _Reader:
         return PromotionConfig(tuple(out))
 
     def server(self, data: Any) -> ServerConfig:
-        d = self.mapping(data, "server", {"listen", "webhook_secret_file"})
+        keys = {"listen", "webhook_secret_file", "status_listen", "status_token_file", "max_connections"}
+        d = self.mapping(data, "server", keys)
+        connections = d.get("max_connections", ServerConfig.max_connections)
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise self.fail("server.max_connections", f"expected a positive whole number, got {connections!r}")
         return ServerConfig(
             listen=self.string(d.get("listen", "0.0.0.0:8080"), "server.listen"),
             webhook_secret_file=self.opt(d, "webhook_secret_file", "server", self.string),
+            status_listen=self.string(d.get("status_listen", "0.0.0.0:9090"), "server.status_listen"),
+            status_token_file=self.opt(d, "status_token_file", "server", self.string),
+            max_connections=connections,
         )
 
 

@@ -33,7 +33,12 @@ def serve(wiring: DaemonWiring) -> int:
         wiring.scheduler.set_leading(True)
     else:
         wiring.elector.start()
-    log.info("serving on %s; environments: %s", wiring.server.url, ", ".join(e.name for e in config.environments))
+    log.info(
+        "serving webhooks and probes on %s, status and metrics on %s%s; environments: %s",
+        wiring.server.url, wiring.server.status_url,
+        " (bearer token required)" if wiring.server.status_token else "",
+        ", ".join(e.name for e in config.environments),
+    )  # fmt: skip
     while not stop.wait(1.0):
         pass
     return shut_down(wiring)

@@ -1,44 +1,51 @@
-"""The daemon's HTTP side: GitHub webhooks, probes, metrics and a status page.
+"""The daemon's HTTP side: two listeners, so what GitHub must reach is all that is exposed to it.
 
-The standard library's ``ThreadingHTTPServer``. What a webhook means is ``webhooks``'s; what the
-status page says is ``status_page``'s; this module only routes and reads bodies.
+What a webhook means is ``webhooks``'s; what the status page says is ``status_page``'s; the transport
+and its limits (timeouts, connections, body caps, thread pools) are ``adapters.http_server``'s. This
+module only says which route is served where.
+
+``server.listen`` (default ``0.0.0.0:8080``), for GitHub and the kubelet:
 
     POST /webhooks/github   push → fetch and pass the environments following the pushed branch;
                             pull_request (opened, synchronize, …) → preview the PR head;
                             check_run requested_action, issue_comment "/approve <env>" → approvals
     GET  /healthz           the process is alive
     GET  /readyz            config loaded, repo fetched once, clusters reachable (503 with reasons)
+
+``server.status_listen`` (default ``0.0.0.0:9090``), for people and Prometheus, behind a bearer token
+when ``server.status_token_file`` is set (the probes answer without it):
+
     GET  /metrics           Prometheus text
     GET  /status            JSON, or the HTML page when the client asks for text/html
     GET  /                  the HTML page
+    GET  /healthz, /readyz  as above
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
+from collections.abc import Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
+from gitops_agent.adapters.http_server import INLINE, HttpServer, Limits, Listener, Request, Response, Route
 from gitops_agent.approvals import Approvals
+from gitops_agent.core.http_limits import bearer_refusal
 from gitops_agent.errors import ConfigError
 from gitops_agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gitops_agent.scheduler import Scheduler
 from gitops_agent.status_page import status_html, status_json
 from gitops_agent.webhooks import MAX_WEBHOOK_BYTES, WEBHOOK_PATH, Webhooks
 
-log = logging.getLogger(__name__)
-
 _TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+#: worker threads per kind of route: webhooks may block on GitHub; probes never wait behind them
+POOLS = {"webhooks": 4, "status": 2, "probes": 2}
+STATUS_ROUTES = ("/status", "/", "/metrics")
 
 
-class AgentServer(ThreadingHTTPServer):
-    """Serves one daemon; ``webhook_secret`` None refuses webhooks."""
-
-    daemon_threads = True  # a hung client never holds up shutdown
+class AgentServer:
+    """Serves one daemon; ``webhook_secret`` None refuses webhooks; ``status_address`` None serves no
+    status listener; ``status_token`` None serves it without a token."""
 
     def __init__(
         self,
@@ -47,25 +54,93 @@ class AgentServer(ThreadingHTTPServer):
         *,
         webhook_secret: bytes | None,
         approvals: Approvals | None = None,
+        status_address: tuple[str, int] | None = None,
+        status_token: bytes | None = None,
+        max_connections: int = Limits.max_connections,
     ) -> None:
-        super().__init__(address, _Handler)
         self.agent_daemon = daemon
         self.webhooks = Webhooks(daemon, secret=webhook_secret, approvals=approvals)
+        self.status_token = status_token
+        listeners = [self._webhook_listener(address, Limits(max_connections=max_connections))]
+        if status_address is not None:
+            listeners.append(self._status_listener(status_address))
+        self._http = HttpServer(listeners, POOLS)
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """The webhook listener's."""
+        return _url(self._http.address(0))
 
-    def start(self) -> threading.Thread:
-        # polls for shutdown every 0.1s (not 0.5s): stopping the agent is not held up by the server
-        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True)
-        thread.start()
-        return thread
+    @property
+    def status_url(self) -> str | None:
+        return _url(self._http.address(1)) if len(self._http.listeners) > 1 else None
+
+    def start(self) -> None:
+        self._http.start()
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        self._http.stop()
+
+    # --- listeners --------------------------------------------------------------------------------
+
+    def _webhook_listener(self, address: tuple[str, int], limits: Limits) -> Listener:
+        webhook = Route(
+            "POST", WEBHOOK_PATH, self._webhook, "webhooks", MAX_WEBHOOK_BYTES, body_required=True,
+            admit=self._admit_webhook,
+        )  # fmt: skip
+        return Listener("webhooks", address, (webhook, *self._probes()), _not_found, limits)
+
+    def _status_listener(self, address: tuple[str, int]) -> Listener:
+        pages = tuple(Route("GET", path, self._status, "status", admit=self._admit_status) for path in STATUS_ROUTES)
+        # people and one Prometheus: few connections; the probes are there too for a kubelet that uses them
+        return Listener("status", address, (*pages, *self._probes()), _not_found, Limits(max_connections=64))
+
+    def _probes(self) -> tuple[Route, ...]:
+        return Route("GET", "/healthz", _healthz, INLINE), Route("GET", "/readyz", self._readyz, "probes")
+
+    # --- routes -----------------------------------------------------------------------------------
+
+    def _admit_webhook(self, headers: Mapping[str, str]) -> Response | None:
+        answer = self.webhooks.admit(headers)
+        return None if answer is None else Response.json(answer.status, answer.body)
+
+    def _webhook(self, request: Request) -> Response:
+        answer = self.webhooks.handle(request.headers, request.body)
+        return Response.json(answer.status, answer.body)
+
+    def _readyz(self, request: Request) -> Response:
+        reasons = self.agent_daemon.readiness()
+        status = HTTPStatus.SERVICE_UNAVAILABLE if reasons else HTTPStatus.OK
+        return Response(status, ("\n".join(reasons or ("ready",)) + "\n").encode(), _TEXT)
+
+    def _admit_status(self, headers: Mapping[str, str]) -> Response | None:
+        refusal = bearer_refusal(headers, self.status_token)
+        if refusal is None:
+            return None
+        return Response.json(refusal.status, {"error": refusal.error}, {"WWW-Authenticate": "Bearer"})
+
+    def _status(self, request: Request) -> Response:
+        daemon = self.agent_daemon
+        if request.path == "/metrics":
+            return Response(HTTPStatus.OK, daemon.metrics.render(), METRICS_CONTENT_TYPE)
+        if request.path == "/status" and "text/html" not in request.headers.get("accept", ""):
+            return Response.json(HTTPStatus.OK, status_json(daemon.status()))
+        return Response(HTTPStatus.OK, status_html(daemon.status()).encode(), _HTML)
+
+
+def _healthz(request: Request) -> Response:
+    return Response(HTTPStatus.OK, b"ok\n", _TEXT)
+
+
+def _not_found(request: Request) -> Response:
+    if request.method == "POST":
+        return Response.json(HTTPStatus.NOT_FOUND, {"error": "POST webhooks to " + WEBHOOK_PATH})
+    return Response.json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {request.path}"})
+
+
+def _url(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -78,87 +153,21 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def read_webhook_secret(path: str | None) -> bytes | None:
     """The webhook secret from its file (a mounted Secret), without a trailing newline."""
+    return _read_secret(path, "the webhook secret", "server.webhook_secret_file")
+
+
+def read_status_token(path: str | None) -> bytes | None:
+    """The status listener's bearer token from its file, without a trailing newline."""
+    return _read_secret(path, "the status token", "server.status_token_file")
+
+
+def _read_secret(path: str | None, what: str, key: str) -> bytes | None:
     if path is None:
         return None
     try:
         secret = Path(path).read_bytes().rstrip(b"\r\n")
     except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read the webhook secret (server.webhook_secret_file): {exc.strerror}"
-        ) from exc
+        raise ConfigError(f"{path}: cannot read {what} ({key}): {exc.strerror}") from exc
     if not secret:
-        raise ConfigError(f"{path}: the webhook secret file is empty (server.webhook_secret_file)")
+        raise ConfigError(f"{path}: {what} file is empty ({key})")
     return secret
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: AgentServer
-    server_version = "gitops-agent"
-    sys_version = ""
-
-    # --- routing --------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        daemon = self.server.agent_daemon
-        if path == "/healthz":
-            self._send(HTTPStatus.OK, b"ok\n", _TEXT)
-        elif path == "/readyz":
-            self._readyz(daemon)
-        elif path == "/metrics":
-            self._send(HTTPStatus.OK, daemon.metrics.render(), METRICS_CONTENT_TYPE)
-        elif path == "/status" and "text/html" not in self.headers.get("Accept", ""):
-            self._json(HTTPStatus.OK, status_json(daemon.status()))
-        elif path in ("/", "/status"):
-            self._send(HTTPStatus.OK, status_html(daemon.status()).encode(), "text/html; charset=utf-8")
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
-
-    def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] == WEBHOOK_PATH:
-            self._webhook()
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": "POST webhooks to " + WEBHOOK_PATH})
-
-    # --- routes ---------------------------------------------------------------------------------
-
-    def _readyz(self, daemon: Scheduler) -> None:
-        reasons = daemon.readiness()
-        status = HTTPStatus.SERVICE_UNAVAILABLE if reasons else HTTPStatus.OK
-        self._send(status, ("\n".join(reasons or ("ready",)) + "\n").encode(), _TEXT)
-
-    def _webhook(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.webhooks.handle(headers, body)
-        self._json(answer.status, answer.body)
-
-    def _body(self) -> bytes | None:
-        """The raw request body, or None after answering 411/413."""
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
-            return None
-        if int(length) > MAX_WEBHOOK_BYTES:
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "payload too large"})
-            return None
-        return self.rfile.read(int(length))
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    def _json(self, status: HTTPStatus, data: Any) -> None:
-        self._send(status, (json.dumps(data, indent=2) + "\n").encode(), "application/json")
-
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access lines go to our logger at DEBUG (probes every few seconds would drown the rest)."""
-        log.debug("%s %s", self.address_string(), format % args)

@@ -1,7 +1,8 @@
 """GitHub webhooks, whatever serves HTTP: a signed delivery becomes a request to the daemon.
 
 ``Webhooks.handle`` takes a delivery's headers and raw body and returns the answer (an HTTP status
-and a JSON body); the HTTP server only reads and caps the body. The signature is checked before
+and a JSON body); the HTTP server only reads and caps the body, and asks ``Webhooks.admit`` first so
+that an unsigned delivery is refused before its body is read. The signature is checked before
 anything in the body is parsed. Nothing here runs a pass: a webhook only asks the daemon for one,
 which coalesces a flood of pushes.
 
@@ -22,7 +23,13 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from gitops_agent.approvals import APPROVAL_EVENTS, Approvals
-from gitops_agent.core.webhook import PREVIEW_ACTIONS, parse_pull_request, parse_push, verify_signature
+from gitops_agent.core.webhook import (
+    PREVIEW_ACTIONS,
+    SIGNATURE_PREFIX,
+    parse_pull_request,
+    parse_push,
+    verify_signature,
+)
 from gitops_agent.scheduler import PushOutcome
 
 log = logging.getLogger(__name__)
@@ -59,17 +66,28 @@ class Webhooks:
         #: None without a github: section (approvals need GitHub to check who approves)
         self.approvals = approvals
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookAnswer:
-        """``headers`` by lower-case name."""
+    def admit(self, headers: Mapping[str, str]) -> WebhookAnswer | None:
+        """The answer when the headers alone decide it (no secret configured, no signature), so the
+        server need not read the body; None when the body must be read and verified."""
         delivery = headers.get("x-github-delivery", "?")
         if self.secret is None:
             log.error("webhook %s refused: no webhook secret configured (set server.webhook_secret_file)", delivery)
             return WebhookAnswer(
                 HTTPStatus.SERVICE_UNAVAILABLE, {"error": "webhooks are disabled: no secret configured"}
             )
+        if not headers.get("x-hub-signature-256", "").startswith(SIGNATURE_PREFIX):
+            return self._unsigned(delivery)
+        return None
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookAnswer:
+        """``headers`` by lower-case name."""
+        delivery = headers.get("x-github-delivery", "?")
+        refused = self.admit(headers)
+        if refused is not None:
+            return refused
+        assert self.secret is not None  # admit refuses without one
         if not verify_signature(self.secret, body, headers.get("x-hub-signature-256")):
-            log.warning("webhook %s refused: missing or wrong X-Hub-Signature-256", delivery)
-            return WebhookAnswer(HTTPStatus.UNAUTHORIZED, {"error": "missing or invalid X-Hub-Signature-256"})
+            return self._unsigned(delivery)
         event = headers.get("x-github-event", "")
         if event == "push":
             return self._push(body, delivery)
@@ -78,6 +96,10 @@ class Webhooks:
         if event in APPROVAL_EVENTS:
             return self._approval(event, body, delivery)
         return WebhookAnswer(HTTPStatus.ACCEPTED, {"event": event, "ignored": True})
+
+    def _unsigned(self, delivery: str) -> WebhookAnswer:
+        log.warning("webhook %s refused: missing or wrong X-Hub-Signature-256", delivery)
+        return WebhookAnswer(HTTPStatus.UNAUTHORIZED, {"error": "missing or invalid X-Hub-Signature-256"})
 
     def _push(self, body: bytes, delivery: str) -> WebhookAnswer:
         push = parse_push(body)

@@ -23,7 +23,7 @@ from gitops_agent.metrics import Metrics
 from gitops_agent.readiness import cluster_probe
 from gitops_agent.reporting import Reporter
 from gitops_agent.scheduler import Scheduler, SchedulerOptions
-from gitops_agent.server import AgentServer, parse_listen, read_webhook_secret
+from gitops_agent.server import AgentServer, parse_listen, read_status_token, read_webhook_secret
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class RunOptions:
     leader_election: bool = True
     kubeconfig: str | None = None
     shutdown_timeout_s: float = 60.0
+    status_listen: str | None = None  # default: server.status_listen from the config
 
 
 @dataclass
@@ -52,7 +53,9 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     """Everything ``gitops-agent run`` runs. Everything that can fail on bad input (webhook secret,
     listen address, credentials) fails here, before anything starts."""
     secret = read_webhook_secret(config.server.webhook_secret_file)
+    status_token = read_status_token(config.server.status_token_file)
     address = parse_listen(options.listen or config.server.listen)
+    status_address = parse_listen(options.status_listen or config.server.status_listen)
     identity = default_identity()
     stopping = threading.Event()
     clusters = Clusters(kubeconfig=options.kubeconfig)
@@ -84,7 +87,10 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     approvals = None
     if github is not None and writes is not None:
         approvals = Approvals(config, github, scheduler, writes, checks)
-    server = AgentServer(address, scheduler, webhook_secret=secret, approvals=approvals)
+    server = AgentServer(
+        address, scheduler, webhook_secret=secret, approvals=approvals, status_address=status_address,
+        status_token=status_token, max_connections=config.server.max_connections,
+    )  # fmt: skip
     return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat)
 
 

@@ -43,15 +43,16 @@ def test_run_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     }
     (tmp_path / "agent.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(KUBECONFIG))
-    port = free_port()
+    port, status_port = free_port(), free_port()
     command = [sys.executable, "-m", "gitops_agent", "run", "--config", str(tmp_path / "agent.yaml"),
                "--kubeconfig", str(tmp_path / "kubeconfig"), "--listen", f"127.0.0.1:{port}",
-               "--no-leader-election"]  # fmt: skip
+               "--status-listen", f"127.0.0.1:{status_port}", "--no-leader-election"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _get(base + "/healthz") == 200, timeout=20)
-        wait_until(lambda: _status(base)["environments"][0]["outcome"] == "failed", timeout=20)
+        status_base = f"http://127.0.0.1:{status_port}"
+        wait_until(lambda: _status(status_base)["environments"][0]["outcome"] == "failed", timeout=20)
         ready = httpx.get(base + "/readyz")
         assert ready.status_code == 503 and "is not reachable" in ready.text
         assert "the config repository" not in ready.text  # it was fetched

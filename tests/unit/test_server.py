@@ -120,18 +120,33 @@ def daemon(agent: FakeAgent, request: pytest.FixtureRequest) -> Iterator[Schedul
     d.stop()
 
 
-def serve(daemon: Scheduler, secret: bytes | None) -> AgentServer:
-    server = AgentServer(("127.0.0.1", 0), daemon, webhook_secret=secret)
+def serve(daemon: Scheduler, secret: bytes | None, token: bytes | None = None) -> AgentServer:
+    loopback = ("127.0.0.1", 0)
+    server = AgentServer(loopback, daemon, webhook_secret=secret, status_address=loopback, status_token=token)
     server.start()
     return server
 
 
 @pytest.fixture
-def http(daemon: Scheduler) -> Iterator[httpx.Client]:
+def server(daemon: Scheduler) -> Iterator[AgentServer]:
     server = serve(daemon, SECRET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(server: AgentServer) -> Iterator[httpx.Client]:
+    """The webhook listener."""
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
-    server.stop()
+
+
+@pytest.fixture
+def status_http(server: AgentServer) -> Iterator[httpx.Client]:
+    """The status listener."""
+    assert server.status_url is not None
+    with httpx.Client(base_url=server.status_url, timeout=10) as client:
+        yield client
 
 
 def deliver(http: httpx.Client, payload: object, *, event: str = "push", secret: bytes = SECRET) -> httpx.Response:
@@ -205,9 +220,10 @@ def test_a_flood_of_pushes_is_coalesced_into_one_more_pass(
     assert agent.passes["prod"] == 3 and agent.max_active["prod"] == 1
 
 
-def test_healthz(http: httpx.Client) -> None:
-    response = http.get("/healthz")
-    assert (response.status_code, response.text) == (200, "ok\n")
+def test_healthz(http: httpx.Client, status_http: httpx.Client) -> None:
+    for client in (http, status_http):
+        response = client.get("/healthz")
+        assert (response.status_code, response.text) == (200, "ok\n")
 
 
 def test_readyz_says_why_not(agent: FakeAgent) -> None:
@@ -229,8 +245,8 @@ def test_readyz_says_why_not(agent: FakeAgent) -> None:
     assert (second.status_code, second.text) == (200, "ready\n")
 
 
-def test_metrics_parse_as_prometheus_text(http: httpx.Client) -> None:
-    response = http.get("/metrics")
+def test_metrics_parse_as_prometheus_text(status_http: httpx.Client) -> None:
+    response = status_http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     requests = {s.labels["verb"]: s.value for s in families["gitops_agent_kubernetes_requests"].samples}
@@ -243,8 +259,8 @@ def test_metrics_parse_as_prometheus_text(http: httpx.Client) -> None:
     assert families["gitops_agent_leader"].samples[0].value == 1
 
 
-def test_status_json(http: httpx.Client) -> None:
-    data = http.get("/status").json()
+def test_status_json(status_http: httpx.Client) -> None:
+    data = status_http.get("/status").json()
     assert (data["leader"], data["identity"], data["ready"]) == (True, "pod-a-1x2y", True)
     dev = data["environments"][0]
     assert dev["name"] == "dev" and dev["branch"] == "main" and dev["commit"] == COMMIT
@@ -253,12 +269,13 @@ def test_status_json(http: httpx.Client) -> None:
     assert data["environments"][1]["branch"] == "release"
 
 
-def test_the_page_for_people_escapes_everything(http: httpx.Client, daemon: Scheduler, agent: FakeAgent) -> None:
+def test_the_page_for_people_escapes_everything(status_http: httpx.Client, daemon: Scheduler, agent: FakeAgent) -> None:
     agent.result = lambda env: PassResult(env.name, COMMIT, FAILED, error="ConfigMap/<script>alert(1)</script>")
     daemon.trigger(["dev"])
     wait_until(lambda: agent.passes["dev"] == 2)
     wait_until(lambda: daemon.status().environments[0].last.outcome == FAILED)  # type: ignore[union-attr]
-    for page in (http.get("/"), http.get("/status", headers={"Accept": "text/html,application/xhtml+xml"})):
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    for page in (status_http.get("/"), status_http.get("/status", headers=html)):
         assert page.headers["content-type"] == "text/html; charset=utf-8"
         assert "<script>" not in page.text
         assert "ConfigMap/&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
@@ -271,16 +288,42 @@ def test_status_html_names_the_role() -> None:
     assert "follower pod-b — not ready: repo not fetched &lt;yet&gt;" in page
 
 
-def test_unknown_pages(http: httpx.Client) -> None:
+def test_unknown_pages(http: httpx.Client, status_http: httpx.Client) -> None:
     assert http.get("/nope").status_code == 404
-    assert http.post("/status").status_code == 404
+    assert status_http.post("/status").status_code == 404
+    assert status_http.post("/webhooks/github", content=b"{}").status_code == 404  # webhooks: the other listener
+
+
+def test_status_and_metrics_are_served_only_on_the_status_listener(http: httpx.Client) -> None:
+    for path in ("/status", "/", "/metrics"):
+        assert http.get(path).status_code == 404, path
+
+
+def test_a_status_token_is_required_when_configured(daemon: Scheduler) -> None:
+    server = serve(daemon, SECRET, token=b"let-me-see")
+    try:
+        assert server.status_url is not None
+        with httpx.Client(base_url=server.status_url) as client:
+            for path in ("/status", "/", "/metrics"):
+                refused = client.get(path)
+                assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+                assert client.get(path, headers={"Authorization": "Bearer let-me-s"}).status_code == 401
+                assert client.get(path, headers={"Authorization": "Basic let-me-see"}).status_code == 401
+                assert client.get(path, headers={"Authorization": "Bearer let-me-see"}).status_code == 200
+            assert client.get("/healthz").status_code == 200  # the probes need no token
+            assert client.get("/readyz").status_code in (200, 503)
+    finally:
+        server.stop()
 
 
 # --- pull_request webhooks: previews --------------------------------------------------------------
 
 
 def pr_payload(action: str, number: int, sha: str) -> dict[str, object]:
-    return {"action": action, "number": number, "pull_request": {"head": {"sha": sha}, "base": {"ref": "main"}}}
+    """A pull request from a branch of the repository itself: previewed without asking GitHub."""
+    repo = {"full_name": "acme/config"}
+    pull = {"head": {"sha": sha, "repo": repo}, "base": {"ref": "main", "repo": repo}}
+    return {"action": action, "number": number, "pull_request": pull}
 
 
 def test_a_signed_pull_request_queues_a_preview_of_its_newest_head(

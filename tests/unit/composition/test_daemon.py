@@ -22,7 +22,7 @@ def test_the_daemon_s_one_github_client_counts_its_requests_into_the_metrics(tmp
     text = config(f"{{repository: acme/config, token_file: {tmp_path / 't'}}}").replace(
         "url: https://github.com/acme/config.git", f"url: {tmp_path}, cache_dir: {tmp_path / 'c'}"
     )
-    cfg = parse_config(text + "server: {listen: '127.0.0.1:0'}\n", source="a.yaml")
+    cfg = parse_config(text + "server: {listen: '127.0.0.1:0', status_listen: '127.0.0.1:0'}\n", source="a.yaml")
     wiring = daemon_wiring(cfg, RunOptions(leader_election=False))
     try:
         assert wiring.elector is None and wiring.scheduler.relay is None
@@ -33,6 +33,6 @@ def test_the_daemon_s_one_github_client_counts_its_requests_into_the_metrics(tmp
         wiring.reporter.github._observer("GET")(200)  # what every request reports
         assert 'gitops_agent_github_requests_total{code="200",verb="GET"} 1.0' in wiring.metrics.render().decode()
     finally:
-        wiring.server.server_close()
+        wiring.server.stop()
         wiring.reporter.close()
         wiring.agent.close()
