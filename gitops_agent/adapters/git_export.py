@@ -172,7 +172,12 @@ def _kustomization_entries(tree: git.Tree, directory: str) -> list[str]:
                 documents = load_documents(item.data_stream.read(), str(item.path))
             except RenderError:
                 return []  # the renderer refuses it, naming the file
-            found = read_kustomization(documents[0] if documents else None)
+
+            def exists(entry: str, base: str = directory) -> bool:
+                joined = join_inside(base, entry)
+                return joined is not None and _resolve(tree, joined)[0] is not None
+
+            found = read_kustomization(documents[0] if documents else None, exists)
             return [*found.local, *found.plugin_paths]
     return []
 

@@ -301,7 +301,8 @@ def _read_kustomization(kfile: Path, shown: str, *, strict: bool) -> Kustomizati
         if strict:
             raise
         return Kustomization()
-    return read_kustomization(documents[0] if documents else None)
+    directory = kfile.parent
+    return read_kustomization(documents[0] if documents else None, lambda e: os.path.lexists(directory / e))
 
 
 def _local_target(root: Path, directory: Path, kfile: str, entry: str, *, strict: bool) -> Path | None:

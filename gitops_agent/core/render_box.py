@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ GENERATOR_KEYS = ("configMapGenerator", "secretGenerator")
 FUNCTION_ANNOTATIONS = ("config.kubernetes.io/function", "config.k8s.io/function")
 _SCHEMES = ("https://", "http://", "ssh://", "git::", "git@", "gh:", "file://", "oci://")
 #: ``github.com/acme/repo//path``: Kustomize's scheme-less remote form (a host, then a path)
-_HOST_PATH = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?/")
+_HOST_PATH = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z][A-Za-z0-9-]*)+(:\d+)?/")
 
 
 @dataclass(frozen=True)
@@ -109,19 +109,24 @@ def refuse_remote(kfile: str, key: str, entry: str) -> RenderError:
 # --- reading a kustomization ---------------------------------------------------------------
 
 
-def read_kustomization(data: Any) -> Kustomization:
-    """What a parsed kustomization references, sorted into local, remote, plugins and env files."""
+def read_kustomization(data: Any, exists: Callable[[str], bool] = lambda entry: False) -> Kustomization:
+    """What a parsed kustomization references, sorted into local, remote, plugins and env files.
+    ``exists`` says whether an entry is a path in the repository: Kustomize reads those locally
+    even when they look like a host name (``v1.example/``)."""
     if not isinstance(data, dict):
         return Kustomization()  # Kustomize reports a broken kustomization in its own words
     refs = [(key, e) for key in REFERENCE_KEYS for e in _entries(data, key)]
     plugins = [(key, e) for key in PLUGIN_KEYS for e in _entries(data, key)]
     inline = [(key, doc) for key, e in plugins if _is_inline(e) for doc in _inline_documents(e)]
     paths = [(key, e) for key, e in plugins if not _is_inline(e)]
-    remote = [(k, e) for k, e in [*refs, *paths] if looks_remote(e)] + list(_helm_repos(data))
+
+    def remote(entry: str) -> bool:
+        return looks_remote(entry) and not exists(entry)
+
     return Kustomization(
-        local=tuple(e for _, e in refs if not looks_remote(e)),
-        plugin_paths=tuple(e for _, e in paths if not looks_remote(e)),
-        remote=tuple(remote),
+        local=tuple(e for _, e in refs if not remote(e)),
+        plugin_paths=tuple(e for _, e in paths if not remote(e)),
+        remote=tuple((k, e) for k, e in [*refs, *paths] if remote(e)) + tuple(_helm_repos(data)),
         inline_plugins=tuple(inline),
         env_files=tuple(env_files(data)),
     )
