@@ -128,7 +128,7 @@ def _slack(
         notes.append(f"not checked since the agent started: {', '.join(unchecked)}")
     if notes:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(". ".join(notes))[:2000]}]})
-    return {"text": text, "blocks": blocks}
+    return {"text": esc(text), "blocks": blocks}
 
 
 def _line(d: OpenDrift, now: datetime) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from gitops_agent.core.chat_report import (
     SLACK_SECTION_LIMIT,
     ChatMessage,
+    code_block,
     cut_lines,
     esc,
     header,
@@ -45,8 +46,8 @@ FailureKind = Literal["sync", "rollout"]
 ROLLOUT_FAILED, ROLLOUT_TIMED_OUT = "RolloutFailed", "RolloutTimedOut"
 #: the error quoted in a webhook payload; the whole error is in the ledger and the logs
 ERROR_LIMIT = 4000
-#: the error quoted in Slack, inside a code block (``` on each side)
-SLACK_ERROR_LIMIT = SLACK_SECTION_LIMIT - 8
+#: the error quoted in Slack, as a code block (``` on each side included)
+SLACK_ERROR_LIMIT = SLACK_SECTION_LIMIT
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,9 @@ def _slack(f: FailureSummary, text: str) -> dict[str, Any]:
     if f.failed:
         facts["Reason"] = esc(f.reason or "error")
     blocks.append(section(esc(text) + "." + link(f.target_url), facts))
-    if f.error:
-        quoted = cut_lines(f.error.replace("```", "'''"), SLACK_ERROR_LIMIT)
-        blocks.append(section(f"```{quoted}```"))
-    return {"text": text, "blocks": blocks}
+    if f.error:  # errors quote manifests and API answers: anyone's text, kept in a code block
+        blocks.append(section(code_block(f.error, SLACK_ERROR_LIMIT)))
+    return {"text": esc(text), "blocks": blocks}
 
 
 def failure_payload(f: FailureSummary, event: str, text: str) -> dict[str, Any]:

@@ -8,6 +8,12 @@ the cluster working as designed; it changes every few minutes and would teach pe
 channel. ``decide_chat`` turns the drift of each pass into at most one message when drift appears
 (or changes) and one when it is resolved, by comparing fingerprints of the unexpected drift.
 
+Untrusted text (anything from git or the cluster: names, field managers, values, error texts
+quoting manifests) reaches Slack only escaped (``esc``: ``&``, ``<``, ``>``, so no ``<!channel>``,
+``<@U123>`` or ``<https://…|link>`` survives) and, where it is free text, inside a code span or
+block it cannot leave (``code``, ``code_block``: no backtick, no line break in a span). The
+``text`` fallback is escaped too; generic webhook payloads carry the text as it is (JSON).
+
 Secret values never leave this module: every builder first runs ``mask_secret_values``, which
 replaces each value of a ``v1 Secret`` with ``(secret value changed)`` (the drift detector masks
 already; this is the second lock on the same door).
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -177,8 +184,18 @@ def slack_message(summary: DriftSummary, kind: ChatKind = "appeared") -> dict[st
     return _slack_appeared(masked)
 
 
+def drift_text(s: DriftSummary, kind: ChatKind) -> str:
+    """The one line a person reads (plain text: escape it for Slack)."""
+    if kind == "resolved":
+        return f"Drift in {s.environment} resolved: live objects match commit {short(s.commit)} again"
+    return (
+        f"Unexpected drift in {s.environment}: {objects_word(len(s.unexpected))} changed outside git "
+        f"since commit {short(s.commit)}"
+    )
+
+
 def _slack_resolved(s: DriftSummary) -> dict[str, Any]:
-    text = f"Drift in {s.environment} resolved: live objects match commit {short(s.commit)} again"
+    text = esc(drift_text(s, "resolved"))
     body = f"Live objects in *{esc(s.environment)}* match commit `{short(s.commit)}` again."
     blocks = [header(f"✅ Drift in {s.environment} resolved"), section(body + link(s.target_url))]
     return {"text": text, "blocks": blocks}
@@ -187,10 +204,7 @@ def _slack_resolved(s: DriftSummary) -> dict[str, Any]:
 def _slack_appeared(s: DriftSummary) -> dict[str, Any]:
     unexpected = s.unexpected
     fields = sum(len(o.unexpected_fields) for o in unexpected)
-    text = (
-        f"Unexpected drift in {s.environment}: {objects_word(len(unexpected))} changed outside git "
-        f"since commit {short(s.commit)}"
-    )
+    text = esc(drift_text(s, "appeared"))
     facts = {
         "Environment": esc(s.environment),
         "Commit": f"`{short(s.commit)}`",
@@ -272,13 +286,28 @@ def link(url: str | None) -> str:
 
 
 def esc(text: str) -> str:
-    """Slack mrkdwn needs exactly these three escaped; anything else is shown as typed."""
+    """Slack's escaping (https://api.slack.com/reference/surfaces/formatting#escaping): with these
+    three escaped no mention, channel ping or link can be formed; anything else is shown as typed."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code(text: str) -> str:
-    """Text for inside backticks: a backtick would end the code span early."""
-    return esc(text).replace("`", "'")
+    """Text for inside backticks: a backtick or a line break would end the code span early."""
+    return " ".join(esc(text).replace("`", "'").splitlines())
+
+
+def code_block(text: str, limit: int) -> str:
+    """``text`` as a Slack code block of at most ``limit`` characters: escaped, no backtick that
+    could close it, cut at the end (never inside an escape)."""
+    inner = esc(text).replace("`", "'")
+    room = limit - 6  # the fences
+    if len(inner) > room:
+        inner = _ENTITY_TAIL.sub("", inner[: room - len(ELLIPSIS)]) + ELLIPSIS
+    return f"```{inner}```"
+
+
+#: the start of an escape (``&amp;``, ``&lt;``, ``&gt;``) cut in two at the end of a text
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
 
 
 def _value(value: Any) -> str:
@@ -306,7 +335,7 @@ def generic_webhook_payload(summary: DriftSummary, kind: ChatKind = "appeared") 
         "environment": s.environment,
         "commit": s.commit,
         "fingerprint": None if resolved else drift_fingerprint(s),
-        "text": slack_message(s, kind)["text"],
+        "text": drift_text(s, kind),
         "target_url": s.target_url,
         "counts": {
             "objects": len(unexpected),
