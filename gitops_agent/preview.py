@@ -7,13 +7,14 @@ result goes to GitHub twice: one commit status per changed environment on the he
 diffs, found again by a hidden marker and updated in place on later pushes, so a PR never collects
 a pile of stale previews.
 
-Secret values never appear: the engine's diffs mask them. The comment stays under GitHub's body
-limit by cutting diffs (never the summary) and saying where.
+What the comment shows of the cluster is ``core.preview_view``'s rule: only objects the environment
+manages, only the fields the pull request changes, Secret values masked; every text the pull
+request controls is fenced or escaped (``core.preview_comment``). Who gets previewed at all is
+``preview_gate``'s (the CLI previews whatever its operator asks for).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,15 +23,17 @@ from gitops_agent.adapters.git_workspace import Workspace
 from gitops_agent.agent import Agent
 from gitops_agent.cluster import SyncResult
 from gitops_agent.config import EnvironmentConfig
+from gitops_agent.core.preview_comment import COMMENT_LIMIT, MARKER, Section, render_nothing
+from gitops_agent.core.preview_comment import render_comment as render_sections
+from gitops_agent.core.preview_view import ObjectView, managed, manifests_by_key, view_lines
 from gitops_agent.core.report import DESCRIPTION_LIMIT, cut
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import Action, DesiredObject
 from gitops_agent.reconcile import PassRequest
 from gitops_agent.snapshots import same_snapshot
 
-MARKER = "<!-- gitops-agent:preview -->"
-#: GitHub refuses an issue comment body longer than this (characters)
-COMMENT_LIMIT = 65_536
+__all__ = ["COMMENT_LIMIT", "DESCRIPTION_LIMIT", "MARKER", "EnvironmentPreview", "preview_pull_request"]
+
 STATUS_CONTEXT = "gitops-agent/preview/{env}"
 
 
@@ -55,6 +58,8 @@ class EnvironmentPreview:
     environment: str
     result: SyncResult | None = None
     error: str = ""
+    #: what the comment shows of each object (``core.preview_view``), in plan order
+    lines: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:
@@ -129,7 +134,22 @@ def _preview(agent: Agent, env: EnvironmentConfig, base: str, head: str) -> Envi
     planned = agent.reconcile(env, PassRequest(dry_run=True, commit=head))
     if planned.sync is None:  # the pass failed before planning (the cluster unreachable)
         return EnvironmentPreview(env.name, error=planned.error)
-    return EnvironmentPreview(env.name, planned.sync)
+    return EnvironmentPreview(env.name, planned.sync, lines=shown(env, planned.sync, before or (), after))
+
+
+def shown(
+    env: EnvironmentConfig, result: SyncResult, base: Sequence[DesiredObject], head: Sequence[DesiredObject]
+) -> tuple[str, ...]:
+    """The lines the comment shows of a plan: what ``core.preview_view`` lets through of each object."""
+    bases, heads = manifests_by_key(base, env.namespace), manifests_by_key(head, env.namespace)
+    lines: list[str] = []
+    for o in result.objects:
+        view = ObjectView(
+            o.key, o.action, env.name, live=o.live, planned=o.planned, base=bases.get(o.key), head=heads.get(o.key),
+            managed=managed(o.key, o.live, result.inventory, env.name), message=o.message,
+        )  # fmt: skip
+        lines += view_lines(view)
+    return tuple(lines)
 
 
 def _upsert_comment(github: PreviewGitHub, number: int, body: str | None) -> tuple[int | None, str]:
@@ -139,7 +159,7 @@ def _upsert_comment(github: PreviewGitHub, number: int, body: str | None) -> tup
     if body is None:
         if existing is None:
             return None, ""
-        body = render_comment_nothing()
+        body = render_nothing()
     if existing is not None:
         github.update_issue_comment(int(existing["id"]), body)
         return int(existing["id"]), body
@@ -159,72 +179,14 @@ def describe(result: SyncResult) -> str:
     return ", ".join(parts) or "no change to live objects"
 
 
-def render_comment_nothing() -> str:
-    return f"{MARKER}\n### gitops-agent preview\n\nThis pull request no longer changes any environment.\n"
-
-
 def render_comment(head: str, previews: Sequence[EnvironmentPreview]) -> str | None:
-    """The one preview comment: a summary per environment, then the diffs, cut to fit GitHub's limit."""
-    if not previews:
-        return None
-    head_lines = [MARKER, f"### gitops-agent preview of `{head[:12]}`", ""]
-    head_lines += ["| Environment | Plan against live |", "|---|---|"]
-    head_lines += [f"| {p.environment} | {_cell(p)} |" for p in previews]
-    head_lines += ["", "Secret values are masked. Updated in place on every push to this pull request.", ""]
-    sections = [_section(p) for p in previews]
-    return _fit("\n".join(head_lines), sections, COMMENT_LIMIT)
+    """The one preview comment (``core.preview_comment``), None when no environment changes."""
+    return render_sections(head, [_section(p) for p in previews])
 
 
-def _cell(p: EnvironmentPreview) -> str:
-    text = p.description if p.state == "success" else f"**{p.description}**"
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _section(p: EnvironmentPreview) -> tuple[str, list[str]]:
-    """(heading, diff lines) of one environment."""
-    heading = f"<details><summary><b>{p.environment}</b>: {_cell(p)}</summary>\n"
-    if p.error or p.result is None:
-        return heading, [p.error]
-    lines: list[str] = []
-    for o in p.result.objects:
-        if o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED):
-            lines += [f"# {o.action.value} {o.key}", *(o.diff.rstrip("\n").splitlines() if o.diff else [])]
-        elif o.action in (Action.FAILED, Action.SKIPPED):
-            lines.append(f"# {o.action.value} {o.key}: {o.message}")
-    return heading, lines
-
-
-def _fit(head: str, sections: Sequence[tuple[str, list[str]]], limit: int) -> str:
-    """Head, then each section's diff in a fenced block, cutting diffs (never headings) to ``limit``."""
-    fences = [_fence(lines) for _, lines in sections]
-    frames = [
-        (f"{heading}\n{fence}diff\n", f"\n{fence}\n</details>\n")
-        for (heading, _), fence in zip(sections, fences, strict=True)
-    ]
-    # reserved: the closing note, and one 'more lines not shown' line per section
-    budget = limit - len(head) - sum(len(a) + len(b) + 1 for a, b in frames) - 300 - 60 * len(sections)
-    out, left_out = [head], 0
-    for (_, lines), (start, end) in zip(sections, frames, strict=True):
-        kept: list[str] = []
-        for i, line in enumerate(lines):
-            if len(line) + 1 > budget:
-                left_out += len(lines) - i
-                kept.append(f"… {len(lines) - i} more lines not shown")
-                budget = 0
-                break
-            kept.append(line)
-            budget -= len(line) + 1
-        out.append(start + "\n".join(kept) + end)
-    note = ""
-    if left_out:
-        note = (
-            f"\n**The diff was cut to fit GitHub's comment limit ({left_out} lines left out).** "
-            "Run `gitops-agent diff --env NAME` on the PR head for all of it.\n"
-        )
-    return "\n".join(out) + note
-
-
-def _fence(lines: Sequence[str]) -> str:
-    """A code fence longer than any run of backticks in the content, so a diff cannot close it."""
-    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
-    return "`" * max(3, longest + 1)
+def _section(p: EnvironmentPreview) -> Section:
+    if p.result is None:
+        return Section(p.environment, False, "does not render", p.error)
+    if not p.result.ok:
+        return Section(p.environment, False, "plan failed", p.result.error, p.lines)
+    return Section(p.environment, True, describe(p.result), "", p.lines)

@@ -7,7 +7,9 @@ anything in the body is parsed. Nothing here runs a pass: a webhook only asks th
 which coalesces a flood of pushes.
 
     push                    fetch and pass the environments following the pushed branch
-    pull_request            (opened, synchronize, …) preview the PR head; closed: drop its head from the cache
+    pull_request            (opened, synchronize, …) preview the PR head, if its author is trusted
+                            (``preview_gate``); closed: drop its head from the cache
+    issue_comment           ``/preview``: a maintainer previews a PR (``preview_gate``)
     check_run, issue_comment  approvals (``gitops_agent.approvals``)
 
 Webhooks are refused (503) when no secret is configured: an unauthenticated endpoint that makes
@@ -30,6 +32,7 @@ from gitops_agent.core.webhook import (
     parse_push,
     verify_signature,
 )
+from gitops_agent.preview_gate import PreviewGate
 from gitops_agent.scheduler import PushOutcome
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,14 @@ class Webhooks:
         self.secret = secret
         #: None without a github: section (approvals need GitHub to check who approves)
         self.approvals = approvals
+        #: which pull requests are previewed: with approvals' GitHub, authors' permissions are checked;
+        #: without, only heads in the repository itself are trusted
+        self.previews = PreviewGate(
+            approvals.config if approvals else None,
+            daemon,
+            approvals.github if approvals else None,
+            approvals.writes if approvals else None,
+        )
 
     def admit(self, headers: Mapping[str, str]) -> WebhookAnswer | None:
         """The answer when the headers alone decide it (no secret configured, no signature), so the
@@ -93,6 +104,8 @@ class Webhooks:
             return self._push(body, delivery)
         if event == "pull_request":
             return self._pull_request(body, delivery)
+        if event == "issue_comment" and (asked := self.previews.comment(body, delivery)) is not None:
+            return WebhookAnswer(HTTPStatus(asked.status), {"event": event, **asked.body})
         if event in APPROVAL_EVENTS:
             return self._approval(event, body, delivery)
         return WebhookAnswer(HTTPStatus.ACCEPTED, {"event": event, "ignored": True})
@@ -125,10 +138,8 @@ class Webhooks:
             return WebhookAnswer(
                 HTTPStatus.ACCEPTED, {"event": "pull_request", "action": event.action, "ignored": True}
             )
-        queued = self.daemon.preview(event.number, event.head_sha, event.base_ref)
-        log.info("webhook %s: pull request #%d at %s: preview %s", delivery, event.number, event.head_sha[:12],
-                 "queued" if queued else "not configured")  # fmt: skip
-        return WebhookAnswer(HTTPStatus.ACCEPTED, {"event": "pull_request", "number": event.number, "preview": queued})
+        answer = self.previews.pull_request(event, delivery)
+        return WebhookAnswer(HTTPStatus(answer.status), answer.body)
 
     def _approval(self, event: str, body: bytes, delivery: str) -> WebhookAnswer:
         if self.approvals is None:

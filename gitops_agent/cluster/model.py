@@ -50,6 +50,10 @@ class ObjectPlan:
     diff: str = ""
     message: str = ""
     source: str = ""
+    #: a dry run's evidence (normalized, unmasked: never printed as is): the live object and what
+    #: the server would store; previews show a part of them (``core.preview_view``)
+    live: KubeObject | None = field(default=None, compare=False, repr=False)
+    planned: KubeObject | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class SyncResult:
     error: str = ""
     reason: str = ""
     applied_keys: tuple[ObjectKey, ...] = field(default=())
+    #: a dry run's: the environment's inventory as read (what it manages)
+    inventory: frozenset[ObjectKey] = field(default=frozenset(), repr=False)
 
     @property
     def ok(self) -> bool:

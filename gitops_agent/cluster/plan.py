@@ -65,11 +65,12 @@ def dry_run_plan(api: ClusterApi, p: PreparedObject, live: KubeObject | None, o:
     after = normalize(server)
     label = str(p.key)
     if before is None:
-        return ObjectPlan(p.key, Action.CREATED, (), unified_diff(label, None, after), source=p.source)
+        return ObjectPlan(p.key, Action.CREATED, (), unified_diff(label, None, after), source=p.source, planned=after)
     paths = tuple(changed_paths(before, after))
     if not paths:
         return ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
-    return ObjectPlan(p.key, Action.CONFIGURED, paths, unified_diff(label, before, after), source=p.source)
+    diff = unified_diff(label, before, after)
+    return ObjectPlan(p.key, Action.CONFIGURED, paths, diff, source=p.source, live=before, planned=after)
 
 
 def deferred_as_created(deferred: Sequence[PreparedObject]) -> dict[ObjectKey, ObjectPlan]:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Sequence
+from dataclasses import replace
 
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.apply import Applied, Guard, WaitForCrds, apply_in_stages, unguarded
@@ -72,7 +73,10 @@ def sync(
         if dry_run:
             plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
             adopted = inventory.adopted if inventory else frozenset()
-            return _result(o, commit, True, plan, plan_prunes(api, stale, o, adopted=adopted, claimed_by=claimed_by))
+            prunes = plan_prunes(api, stale, o, adopted=adopted, claimed_by=claimed_by)
+            return replace(
+                _result(o, commit, True, plan, prunes), inventory=inventory.keys if inventory else frozenset()
+            )
         # Record what this pass may write before it writes: a failure half way loses no object.
         guard()
         recorded = _record_tracked(store, o.environment, inventory, plan.prepared, live)
@@ -158,6 +162,8 @@ def _result(
     applied: Sequence[ObjectKey] = (),
 ) -> SyncResult:
     objects = [plan.plans[p.key] for p in plan.prepared if p.key in plan.plans] + prunes
+    if not dry_run:  # a dry run's evidence is for previews; a pass's result outlives the pass
+        objects = [replace(p, live=None, planned=None) if p.live or p.planned else p for p in objects]
     failed = next((p for p in objects if p.action is Action.FAILED), None)
     error = f"{failed.key}: {failed.message}" if failed else ""
     return SyncResult(

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gitops_agent.core.webhook import LOGIN
+
 #: the check run a waiting commit gets, one per environment
 CHECK_NAME = "gitops-agent/{environment} approval"
 #: the button's identifier (GitHub: at most 20 characters)
@@ -33,7 +35,6 @@ WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 #: a quoted value is cut to this many characters
 QUOTE_LIMIT = 60
 
-_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _CHECK_NAME = re.compile(r"gitops-agent/(?P<environment>[^\s/]{1,253}) approval")
 _COMMAND = re.compile(r"/approve(?:[ \t]+(?P<environment>\S+))?[ \t]*")
@@ -166,7 +167,7 @@ def parse_check_run_action(data: Any) -> Approval | Refusal | None:
     sha, run_id = _text(run.get("head_sha")), _id(run.get("id"))
     if not _SHA.fullmatch(sha) or not run_id:
         return Refusal(Reason.MALFORMED, "the check run has no commit sha or id")
-    login = _person(data.get("sender"))
+    login = person(data.get("sender"))
     if isinstance(login, Refusal):
         return login
     return Approval(name["environment"], login, Via.CHECK_RUN, commit=sha, check_run_id=run_id)
@@ -190,7 +191,7 @@ def parse_approve_comment(data: Any) -> Approval | Refusal | None:
         return Refusal(
             Reason.MALFORMED, "approve on the pull request that changed the environment, not an issue", number
         )
-    login = _person(data.get("sender"))
+    login = person(data.get("sender"))
     if isinstance(login, Refusal):
         return Refusal(login.reason, login.message, number)
     environment = command["environment"]
@@ -323,13 +324,13 @@ def _refuse(approval: Approval, reason: Reason, message: str) -> Refusal:
     return Refusal(reason, message, approval.pull_request)
 
 
-def _person(sender: Any) -> str | Refusal:
+def person(sender: Any) -> str | Refusal:
     """The sender's login when it is a person's: approvals are a human OK, and a bot (our own
     replies included) never approves."""
     if not isinstance(sender, dict):
         return Refusal(Reason.MALFORMED, "the payload has no sender")
     login = _text(sender.get("login"))
-    if sender.get("type") == "Bot" or not _LOGIN.fullmatch(login):
+    if sender.get("type") == "Bot" or not LOGIN.fullmatch(login):
         return Refusal(Reason.NOT_A_PERSON, f"{quoted(login)} is not a person's GitHub login")
     return login
 

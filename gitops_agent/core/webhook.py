@@ -1,4 +1,4 @@
-"""GitHub webhook deliveries: is the signature right, and which branch was pushed?
+"""GitHub webhook deliveries: is the signature right, which branch was pushed, which pull request?
 
 ``X-Hub-Signature-256`` is ``sha256=`` and the hex HMAC-SHA256 of the raw body keyed with the
 webhook secret (GitHub's docs). Compared with ``hmac.compare_digest`` so the time taken never says
@@ -11,9 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 SIGNATURE_PREFIX = "sha256="
+#: a GitHub login: letters, digits and single inner hyphens, at most 39 characters
+LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -57,10 +61,22 @@ class PullRequestEvent:
     number: int
     head_sha: str
     base_ref: str
+    #: ``owner/name`` of the repositories holding the head and the base ("" when GitHub gave none:
+    #: a deleted fork)
+    head_repo: str = ""
+    base_repo: str = ""
+    #: the pull request's author (``user.login``); "" when it is not a login GitHub would issue
+    author: str = ""
+
+    @property
+    def same_repository(self) -> bool:
+        """The head branch lives in the base repository: only people with write access push there."""
+        return bool(self.head_repo) and self.head_repo.lower() == self.base_repo.lower()
 
 
 def parse_pull_request(body: bytes) -> PullRequestEvent | None:
-    """The parts of a ``pull_request`` payload a preview needs; None when it is not one."""
+    """The parts of a ``pull_request`` payload a preview needs; None when it is not one. Every
+    field is the sender's to shape: anything of the wrong type reads as absent."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -68,7 +84,30 @@ def parse_pull_request(body: bytes) -> PullRequestEvent | None:
     pr = data.get("pull_request") if isinstance(data, dict) else None
     if not isinstance(pr, dict) or not isinstance(data.get("number"), int):
         return None
-    head, base = pr.get("head") or {}, pr.get("base") or {}
+    head, base = _obj(pr.get("head")), _obj(pr.get("base"))
     if not isinstance(head.get("sha"), str) or not isinstance(base.get("ref"), str):
         return None
-    return PullRequestEvent(str(data.get("action", "")), data["number"], head["sha"], base["ref"])
+    return PullRequestEvent(
+        str(data.get("action", "")),
+        data["number"],
+        head["sha"],
+        base["ref"],
+        head_repo=_text(_obj(head.get("repo")).get("full_name")),
+        base_repo=_text(_obj(base.get("repo")).get("full_name")),
+        author=login_of(pr.get("user")),
+    )
+
+
+def login_of(user: Any) -> str:
+    """A person's login from a ``simple-user``; "" for a bot or anything GitHub would not issue."""
+    user = _obj(user)
+    login = _text(user.get("login"))
+    return login if user.get("type") != "Bot" and LOGIN.fullmatch(login) else ""
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

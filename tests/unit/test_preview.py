@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gitops_agent.cluster import ObjectPlan, SyncResult
-from gitops_agent.core.diff import unified_diff
+from gitops_agent.core.prepare import ENV_LABEL
+from gitops_agent.core.preview_view import ObjectView, view_lines
 from gitops_agent.model import Action, ObjectKey
 from gitops_agent.preview import (
     COMMENT_LIMIT,
@@ -46,13 +47,15 @@ def test_a_broken_render_fails_the_status_with_a_description_github_accepts() ->
 def test_the_comment_carries_the_marker_a_summary_and_masked_secret_diffs() -> None:
     before = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "b2xk"}}
     after = {**before, "data": {"password": "bmV3LXNlY3JldA=="}}
-    secret = ObjectPlan(
-        key("db", "Secret"), Action.CONFIGURED, ("/data/password",), unified_diff("Secret/shop/db", before, after)
+    live = {**before, "metadata": {"name": "db", "labels": {ENV_LABEL: "prod"}}}
+    secret = ObjectPlan(key("db", "Secret"), Action.CONFIGURED, ("/data/password",), live=live, planned=after)
+    view = ObjectView(
+        secret.key, secret.action, "prod", live=live, planned=after, base=before, head=after, managed=True
     )
-    body = render_comment("f" * 40, [EnvironmentPreview("prod", result(secret))])
+    body = render_comment("f" * 40, [EnvironmentPreview("prod", result(secret), lines=tuple(view_lines(view)))])
     assert body is not None
     assert body.startswith(MARKER)
-    assert "| prod | 1 object changes |" in body
+    assert "| `prod` | 1 object changes |" in body
     assert "# configured Secret/shop/db" in body
     assert "b2xk" not in body and "bmV3LXNlY3JldA==" not in body and "***" in body
 
@@ -63,16 +66,19 @@ def test_nothing_changed_means_no_comment() -> None:
 
 def test_a_huge_diff_is_cut_under_the_limit_with_fences_closed_and_a_note() -> None:
     big = "".join(f"+  line-{i}: {'x' * 80}\n" for i in range(5_000))
-    previews = [EnvironmentPreview(env, result(configured("a", big))) for env in ("dev", "staging", "prod")]
+    lines = tuple(big.splitlines())
+    previews = [
+        EnvironmentPreview(env, result(configured("a", big)), lines=lines) for env in ("dev", "staging", "prod")
+    ]
     body = render_comment("f" * 40, previews)
     assert body is not None
     assert len(body) <= COMMENT_LIMIT
     assert body.count("```diff") == 3 and body.count("\n```\n</details>") == 3
     assert "more lines not shown" in body
     assert "cut to fit GitHub's comment limit" in body
-    assert all(f"<b>{env}</b>" in body for env in ("dev", "staging", "prod"))
+    assert all(f"<code>{env}</code>" in body for env in ("dev", "staging", "prod"))
 
 
 def test_backticks_in_a_diff_cannot_close_the_fence() -> None:
-    body = render_comment("f" * 40, [EnvironmentPreview("dev", result(configured("a", "+ note: ```\n")))])
+    body = render_comment("f" * 40, [EnvironmentPreview("dev", result(configured("a")), lines=("+ note: ```",))])
     assert body is not None and "````diff" in body
