@@ -108,11 +108,16 @@ class HttpServer:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runners: list[web.ServerRunner] = []
+        self._servers: list[_Connections] = []
         self._thread: threading.Thread | None = None
 
     def address(self, index: int) -> tuple[str, int]:
         host, port = self._sockets[index].getsockname()[:2]
         return str(host), int(port)
+
+    def open_connections(self, index: int) -> int:
+        """How many connections listener ``index`` holds now (0 before ``start``)."""
+        return self._servers[index].open_connections() if index < len(self._servers) else 0
 
     def start(self) -> None:
         self._pools = {
@@ -156,7 +161,9 @@ class HttpServer:
 
     async def _serve(self) -> None:
         for listener, sock in zip(self.listeners, self._sockets, strict=True):
-            runner = web.ServerRunner(_server_for(listener, self._pools), shutdown_timeout=5.0)
+            server = _server_for(listener, self._pools)
+            self._servers.append(server)
+            runner = web.ServerRunner(server, shutdown_timeout=5.0)
             await runner.setup()
             await web.SockSite(runner, sock, backlog=listener.limits.max_connections).start()
             self._runners.append(runner)

@@ -45,7 +45,7 @@ def daemon(
     text["environments"][1]["health_timeout"] = "60s"
     text["github"] = {"api_url": github.url, "repository": f"{github.owner}/{github.repo}",
                       "token_file": str(tmp_path / "token")}  # fmt: skip
-    text["server"] = {"listen": "127.0.0.1:0"}
+    text["server"] = {"listen": "127.0.0.1:0", "status_listen": "127.0.0.1:0"}
     wiring = daemon_wiring(
         parse_config(yaml.safe_dump(text), source="agent.yaml"),
         RunOptions(leader_election=False, kubeconfig=kubeconfig, shutdown_timeout_s=10),
@@ -60,7 +60,7 @@ def daemon(
 
 
 def environments(wiring: DaemonWiring) -> dict[str, Any]:
-    data = httpx.get(wiring.server.url + "/status", timeout=5).json()
+    data = httpx.get(f"{wiring.server.status_url}/status", timeout=5).json()
     return {e["name"]: e for e in data["environments"]}
 
 
@@ -80,12 +80,12 @@ def test_status_shows_each_environment_s_rollout_health_and_github_requests_are_
     assert envs["prod"]["health"]["status"] == "Failed"
     assert "CrashLoopBackOff in container app" in envs["prod"]["health"]["message"]
 
-    page = httpx.get(daemon.server.url + "/status", headers={"Accept": "text/html"}, timeout=5).text
+    page = httpx.get(f"{daemon.server.status_url}/status", headers={"Accept": "text/html"}, timeout=5).text
     assert f"<td>Current: {envs['dev']['health']['message']}</td>" in page
     assert "<td>Failed: api: 0/1 ready, CrashLoopBackOff in container app" in page
 
     def posted() -> float:
-        metrics = httpx.get(daemon.server.url + "/metrics", timeout=5).text
+        metrics = httpx.get(f"{daemon.server.status_url}/metrics", timeout=5).text
         family = {f.name: f for f in text_string_to_metric_families(metrics)}.get("gitops_agent_github_requests")
         samples = family.samples if family else []
         return sum(s.value for s in samples if s.labels == {"verb": "POST", "code": "201"})

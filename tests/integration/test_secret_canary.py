@@ -119,7 +119,10 @@ class Scene:
     def start_daemon(self) -> DaemonWiring:
         config = parse_config(self.config_path.read_text(), source=str(self.config_path))
         wiring = daemon_wiring(
-            config, RunOptions(listen="127.0.0.1:0", leader_election=False, kubeconfig=self.kubeconfig)
+            config,
+            RunOptions(
+                listen="127.0.0.1:0", status_listen="127.0.0.1:0", leader_election=False, kubeconfig=self.kubeconfig
+            ),
         )
         wiring.server.start()
         wiring.scheduler.start()
@@ -148,7 +151,7 @@ class Scene:
 
     def read_http(self) -> None:
         assert self.wiring is not None
-        url = self.wiring.server.url
+        url = self.wiring.server.status_url  # /status and /metrics
         self.out.add("http /status json", httpx.get(f"{url}/status", timeout=10).text)
         self.out.add("http /status html", httpx.get(f"{url}/status", headers={"Accept": "text/html"}, timeout=10).text)
         self.out.add("http /metrics", httpx.get(f"{url}/metrics", timeout=10).text)

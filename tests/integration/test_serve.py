@@ -36,16 +36,18 @@ class Replica:
         config = {**config, "repo": {**config["repo"], "cache_dir": str(tmp_path / f"cache-{name}")}}
         path = tmp_path / f"agent-{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port, self.status_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"  # webhooks and probes
+        self.status_url = f"http://127.0.0.1:{self.status_port}"  # /status and /metrics
         command = [sys.executable, "-m", "gitops_agent", "run", "--config", str(path), "--kubeconfig", kubeconfig,
-                   "--listen", f"127.0.0.1:{self.port}", "--log-format", "json"]  # fmt: skip
+                   "--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
+                   "--log-format", "json"]  # fmt: skip
         env = {**os.environ, "POD_NAME": f"replica-{name}"}
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     def status(self) -> Any:
         try:
-            return httpx.get(self.url + "/status", timeout=5).json()
+            return httpx.get(self.status_url + "/status", timeout=5).json()
         except httpx.TransportError:
             return None
 
@@ -144,7 +146,8 @@ def test_sigterm_while_following_a_rollout_exits_cleanly_with_a_consistent_inven
     path = tmp_path / "agent.yaml"
     path.write_text(config_yaml(repo, names, tmp_path))
     command = [sys.executable, "-m", "gitops_agent", "run", "--config", str(path), "--kubeconfig", kubeconfig,
-               "--listen", f"127.0.0.1:{free_port()}", "--no-leader-election", "--log-format", "json"]  # fmt: skip
+               "--listen", f"127.0.0.1:{free_port()}", "--status-listen", f"127.0.0.1:{free_port()}",
+               "--no-leader-election", "--log-format", "json"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     core = k8s.CoreV1Api(api_client)
     try:
