@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops_agent.core.drift import DriftCounts
+from gitops_agent.core.ledger import MESSAGE_CHARS, SUMMARY_CHARS, clip
 from gitops_agent.present import drift_counts_json, summarize
+from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
 
 
@@ -24,7 +26,7 @@ def status_json(status: SchedulerStatus) -> dict[str, Any]:
         "identity": status.identity,
         "ready": not status.ready,
         "not_ready": list(status.ready),
-        "fetch_error": status.fetch_error,
+        "fetch_error": clip(status.fetch_error, MESSAGE_CHARS),
         "git_cache": {"bytes": c.bytes, "pull_refs": c.pull_refs} if (c := status.git_cache) else None,
         "environments": [_environment_json(v) for v in status.environments],
     }
@@ -42,16 +44,23 @@ def _environment_json(v: EnvironmentView) -> dict[str, Any]:
         "commit": r.commit if r else "",
         "outcome": r.outcome if r else "",
         "ok": r.ok if r else None,
-        "summary": summarize(r) if r else "",
+        "summary": clip(summarize(r), SUMMARY_CHARS) if r else "",
         "drift": drift_counts_json(DriftCounts.of(r.drift if r else ())),
         # the rollout of ``commit`` as the last pass saw it: null when it was not followed
-        "health": {"status": r.health.status.value, "message": r.health.message} if r and r.health else None,
-        "last_error": r.error if r else "",
+        "health": _health(r),
+        # texts are clipped as the ledger clips them: an error can name every object of a snapshot
+        "last_error": clip(r.error, MESSAGE_CHARS) if r else "",
         "reason": r.reason if r else "",
         "finished_at": _time(v.finished_at),
         "duration_s": round(v.duration_s, 3) if v.duration_s is not None else None,
         "last_success_at": _time(v.last_success_at),
     }
+
+
+def _health(r: PassResult | None) -> dict[str, str] | None:
+    if r is None or r.health is None:
+        return None
+    return {"status": r.health.status.value, "message": clip(r.health.message, MESSAGE_CHARS)}
 
 
 def _time(unix: float | None) -> str:

@@ -39,13 +39,14 @@ from gitops_agent.core.chat_report import (
     section,
     short,
 )
+from gitops_agent.core.ledger import MESSAGE_CHARS
 from gitops_agent.core.report import cut
 
 FAILURE_SCHEMA = "gitops-agent.failure/v1"
 FailureKind = Literal["sync", "rollout"]
 ROLLOUT_FAILED, ROLLOUT_TIMED_OUT = "RolloutFailed", "RolloutTimedOut"
-#: the error quoted in a webhook payload; the whole error is in the ledger and the logs
-ERROR_LIMIT = 4000
+#: the error quoted in a webhook payload, as the ledger keeps it; the whole error is in the logs
+ERROR_LIMIT = MESSAGE_CHARS
 #: the error quoted in Slack, as a code block (``` on each side included)
 SLACK_ERROR_LIMIT = SLACK_SECTION_LIMIT
 

@@ -24,7 +24,9 @@ from gitops_agent.model import KubeObject
 LEDGER_PREFIX = "ledger-"
 MAX_ENTRIES = 100  # months of history for most teams
 LEDGER_BYTES = 768 * 1024  # a ConfigMap holds 1 MiB
-MESSAGE_CHARS = 4000  # an error naming every object of a 50,000-object snapshot is clipped to this
+#: error texts kept or shown by the agent (ledger entries, /status, chat payloads) are clipped to
+#: this: an error naming every object of a 50,000-object snapshot is; the whole is in the agent's log
+MESSAGE_CHARS = 4000
 SUMMARY_CHARS = 1000
 
 # results of an entry
@@ -122,13 +124,14 @@ def clipped(entry: LedgerEntry) -> LedgerEntry:
     """An entry whose message and summary fit: the start of each, and how much was left out."""
     return replace(
         entry,
-        message=_clip(entry.message, MESSAGE_CHARS),
-        summary=_clip(entry.summary, SUMMARY_CHARS),
-        rollout_message=_clip(entry.rollout_message, MESSAGE_CHARS),
+        message=clip(entry.message, MESSAGE_CHARS),
+        summary=clip(entry.summary, SUMMARY_CHARS),
+        rollout_message=clip(entry.rollout_message, MESSAGE_CHARS),
     )
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """``text``, or its start and how much was left out, in at most ``limit`` characters."""
     if len(text) <= limit:
         return text
     return f"{text[: limit - 60]}… ({len(text) - limit + 60} more characters in the agent's log)"
