@@ -207,11 +207,12 @@ class GitHubServer(LoopbackServer):
                 if pr["number"] == number:
                     pr.update(state="closed", merge_commit=merge_commit)
 
-    def add_pull(self, number: int, head: str, base: str, title: str = "change") -> None:
-        """A pull request someone opened (not through the client)."""
+    def add_pull(self, number: int, head: str, base: str, title: str = "change", head_sha: str = "") -> None:
+        """A pull request someone opened (not through the client); ``head_sha``: its head commit."""
         with self._state_lock:
             self.pulls.append({"number": number, "title": title, "body": None, "head": head, "base": base,
-                               "state": "open", "draft": False, "created_at": self._now_iso()})  # fmt: skip
+                               "state": "open", "draft": False, "created_at": self._now_iso(),
+                               "head_sha": head_sha})  # fmt: skip
 
     def revoke_tokens(self) -> None:
         """Every installation token issued so far is refused from now on (GitHub answers 401)."""
@@ -402,6 +403,8 @@ class GitHubServer(LoopbackServer):
             template["merged"] = bool(pr.get("merge_commit"))
         for side in ("head", "base"):
             template[side] = {**template[side], "ref": pr[side], "label": f"{self.owner}:{pr[side]}"}
+        if pr.get("head_sha"):
+            template["head"]["sha"] = pr["head_sha"]
         return template
 
     def _get_pull(self, request: Recorded, params: dict[str, str]) -> Reply:

@@ -99,3 +99,20 @@ def issue_comment_created(
 
 def encode(payload: Any) -> bytes:
     return json.dumps(payload).encode()
+
+
+def pull_request_event(
+    *, action: str, number: int, head_sha: str, author: dict[str, Any], head_repo: str = "acme/config",
+    base_ref: str = "main", owner: str = "acme", repo: str = "config",
+) -> dict[str, Any]:  # fmt: skip
+    """A ``pull_request`` delivery (``opened``, ``synchronize`` …) from the REST example of a pull
+    request: ``head_repo`` is where the head branch lives (``owner/repo`` itself, or a fork)."""
+    pull: dict[str, Any] = example("pull-request")
+    pull.update(number=number, user=author, state="open", requested_teams=[], requested_reviewers=[])
+    fork_owner, fork_name = head_repo.split("/", 1)
+    pull["head"].update(sha=head_sha, ref="feature", label=f"{fork_owner}:feature", user=author)
+    pull["head"]["repo"] = repository(fork_owner, fork_name)
+    pull["base"].update(ref=base_ref, label=f"{owner}:{base_ref}")
+    pull["base"]["repo"] = repository(owner, repo)
+    return {"action": action, "number": number, "pull_request": pull, "repository": repository(owner, repo),
+            "sender": author}  # fmt: skip

@@ -75,7 +75,7 @@ def test_a_preview_posts_one_status_per_changed_environment_and_one_comment_upda
     (comment,) = github.server.comments
     assert comment["body"].startswith(MARKER)
     assert f"# configured Deployment/{names['dev']}/web" in comment["body"]
-    assert "+        image: ghcr.io/acme/web:1.2.0" in comment["body"]
+    assert "+      - image: ghcr.io/acme/web:1.2.0" in comment["body"]
 
     # A second push changes prod too, and adds a Secret: both environments, still one comment.
     upstream.edit("environments/prod/kustomization.yaml", "count: 3", "count: 4")
