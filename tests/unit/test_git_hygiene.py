@@ -11,9 +11,13 @@ from http import HTTPStatus
 from gitops_agent.core.git_cache import CachePolicy, CacheStats, prune_due, refs_to_drop
 from gitops_agent.core.webhook import signature
 from gitops_agent.git_hygiene import PullRefKeeper
+from gitops_agent.metrics import Metrics
 from gitops_agent.preview_queue import PreviewQueue
-from gitops_agent.scheduler import PushOutcome
+from gitops_agent.scheduler import PushOutcome, Scheduler
+from gitops_agent.status_page import status_json
 from gitops_agent.webhooks import Webhooks
+from tests.support.fake_agent import FakeAgent
+from tests.support.polling import wait_until
 
 POLICY = CachePolicy(max_pull_refs=3, max_age_s=100, prune_after_deletions=2, prune_interval_s=50)
 
@@ -160,3 +164,20 @@ def test_a_closed_pull_request_webhook_asks_the_daemon_to_drop_its_head() -> Non
     answer = Webhooks(daemon, secret=secret).handle(headers, body)
     assert answer.status == HTTPStatus.ACCEPTED and answer.body["closed"] is True
     assert daemon.closed == [9]
+
+
+def test_the_scheduler_hands_a_closed_pull_request_to_the_keeper_sweeps_at_start_and_shows_the_cache() -> None:
+    cache, clock, metrics = FakeCache({4, 5}), Clock(), Metrics()
+    keeper = PullRefKeeper(cache, POLICY, on_measure=metrics.observe_git_cache, clock=clock)  # type: ignore[arg-type]
+    daemon = Scheduler(FakeAgent(), metrics=metrics, previewer=lambda n, sha, base: None, pull_refs=keeper)
+    daemon.start()  # the first sweep runs at once
+    try:
+        wait_until(lambda: daemon.status().git_cache == CacheStats(1020, 2), message="the first sweep")
+        assert daemon.pull_request_closed(4) is True
+        wait_until(lambda: cache.refs == {5}, message="the closed head dropped")
+        wait_until(lambda: status_json(daemon.status())["git_cache"] == {"bytes": 1010, "pull_refs": 1})
+        assert "gitops_agent_git_cache_bytes 1010.0" in metrics.render().decode()
+        assert "gitops_agent_git_pull_refs 1.0" in metrics.render().decode()
+    finally:
+        daemon.stop()
+    assert Scheduler(FakeAgent()).pull_request_closed(4) is False  # previews not configured
