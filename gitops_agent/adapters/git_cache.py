@@ -2,7 +2,7 @@
 
 The cache of one remote is GitSource's bare copy and the working clone beside it (``.work``,
 filled from the bare copy: it copies the pull-request heads too). Heads are deleted from both;
-``git gc --prune=<grace>`` then frees what only they reached. The grace keeps objects a fetch in
+a repack and ``git prune`` then free what only they reached. The grace keeps objects a fetch in
 flight has written but not yet referenced, so a prune never races a fetch into a broken copy.
 """
 
@@ -53,10 +53,13 @@ class GitCache:
             self._git(repo, ("update-ref", "--stdin"), _REF_TIMEOUT_S, stdin=commands)
 
     def prune(self, grace_s: float) -> None:
-        """Repack and drop unreachable objects older than ``grace_s`` in every repository."""
+        """Repack and drop unreachable objects older than ``grace_s`` in every repository: what
+        ``git gc --prune`` does to objects, without its ref packing and reflog expiry, which take
+        locks a fetch of the reconcile loop may want at the same moment."""
         expire = f"{max(0, int(grace_s))}.seconds.ago" if grace_s > 0 else "now"
         for repo in self.repositories:
-            self._git(repo, ("gc", "--quiet", f"--prune={expire}"), self.gc_timeout_s)
+            self._git(repo, ("repack", "-A", "-d", "-l", "-q", f"--unpack-unreachable={expire}"), self.gc_timeout_s)
+            self._git(repo, ("prune", f"--expire={expire}"), self.gc_timeout_s)
 
     def size_bytes(self) -> int:
         """Disk usage of the cache as ``du`` counts it (allocated blocks, hard links once)."""
