@@ -49,8 +49,9 @@ class PullRefKeeper:
             self._guarded("bounding the pull-request heads", self._drop_due)
 
     def closed(self, number: int) -> None:
-        """PR ``number`` was closed: its head leaves the cache now."""
-        self._guarded(f"dropping the head of pull request #{number}", lambda: self._drop([number]))
+        """PR ``number`` was closed: its head leaves the cache now (if it was ever fetched: a PR
+        never previewed, from a fork say, frees nothing and must not count towards a prune)."""
+        self._guarded(f"dropping the head of pull request #{number}", lambda: self._drop_closed(number))
 
     def sweep(self) -> CacheStats | None:
         """Adopt heads found in the cache, drop those due, prune when due, measure."""
@@ -69,6 +70,13 @@ class PullRefKeeper:
             # heads fetched before this process started (or by the CLI) count as seen now
             self._last_seen = {n: self._last_seen.get(n, now) for n in present}
         self._drop_due()
+
+    def _drop_closed(self, number: int) -> None:
+        if number in self.cache.pull_refs():
+            self._drop([number])
+            return
+        with self._lock:
+            self._last_seen.pop(number, None)
 
     def _drop_due(self) -> None:
         with self._lock:

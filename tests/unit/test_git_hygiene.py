@@ -77,6 +77,8 @@ def test_the_keeper_drops_closed_heads_bounds_the_rest_prunes_and_measures() -> 
         clock.now += 1
         k.seen(n)
     assert cache.refs == {2, 3, 4} and cache.prunes == 0
+    k.closed(9)  # never fetched (a fork's PR): nothing dropped, nothing counted
+    assert cache.prunes == 0
     k.closed(3)  # the second drop: a prune is due
     assert cache.refs == {2, 4} and cache.prunes == 1
     assert measured[-1] == CacheStats(1020, 2) == k.stats()
