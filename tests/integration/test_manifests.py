@@ -27,6 +27,7 @@ from gitops_agent.composition import build_agent
 from gitops_agent.config import parse_config
 from gitops_agent.model import KubeObject
 from gitops_agent.reconcile import PassResult
+from gitops_agent.server import parse_listen
 from tests.support import paths
 from tests.support.builders import ConfigRepo, configmap, deployment, secret
 from tests.support.polling import wait_until
@@ -121,7 +122,7 @@ def test_the_base_applies_cleanly_and_again_without_change(admin: KubeClient, in
     kinds = sorted(o["kind"] for o in installed.objects)
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole",
-         "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "NetworkPolicy"]
+         "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "Service", "NetworkPolicy"]
     )  # fmt: skip
     discovery = admin.discover()
     before = {}
@@ -149,12 +150,31 @@ def test_the_deployment_is_locked_down_and_probed(installed: Installed) -> None:
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/tmp", "/var/cache/gitops-agent", "/etc/gitops-agent"} <= mounts
     secrets = [v["secret"] for v in pod["volumes"] if "secret" in v]
-    assert len(secrets) == 4 and all(s["optional"] for s in secrets)
+    assert len(secrets) == 5 and all(s["optional"] for s in secrets)
     assert pod["serviceAccountName"] == installed.service_account
     # the config it mounts is one the agent accepts
     config = parse_config(installed.one("ConfigMap")["data"]["gitops-agent.yaml"], source="manifests")
     assert config.server.webhook_secret_file and config.repo.cache_dir
     assert config.repo.cache_dir.startswith("/var/cache/gitops-agent")
+
+
+def test_webhooks_and_status_are_two_ports_and_only_the_webhook_port_is_open_to_all(installed: Installed) -> None:
+    (container,) = installed.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    config = parse_config(installed.one("ConfigMap")["data"]["gitops-agent.yaml"], source="manifests")
+    assert ports == {
+        "http": parse_listen(config.server.listen)[1],
+        "status": parse_listen(config.server.status_listen)[1],
+    }
+    assert container["livenessProbe"]["httpGet"]["port"] == container["readinessProbe"]["httpGet"]["port"] == "http"
+    services = {s["spec"]["ports"][0]["targetPort"] for s in installed.objects if s["kind"] == "Service"}
+    assert services == {"http", "status"}  # one Service each: an Ingress to the webhook one shows no status
+    rules = {r["ports"][0]["port"]: r for r in installed.one("NetworkPolicy")["spec"]["ingress"]}
+    assert set(rules) == {8080, 9090} and all(len(r["ports"]) == 1 for r in rules.values())
+    assert "from" not in rules[8080]  # webhooks come from wherever the ingress controller runs
+    sources = rules[9090]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in sources
+    assert all(s.get("namespaceSelector") is not None for s in sources)
 
 
 @pytest.fixture
