@@ -39,6 +39,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     GITOPS_AGENT_KUSTOMIZE=/usr/local/bin/kustomize
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["gitops-agent"]
 CMD ["run", "--config", "/etc/gitops-agent/gitops-agent.yaml"]

@@ -243,3 +243,18 @@ def test_a_bad_digest_schedule_says_what_is_wrong(digest: str, message: str) -> 
     with pytest.raises(ConfigError) as caught:
         parse_config(chat_digest(digest), source="a.yaml")
     assert str(caught.value).startswith(message)
+
+
+def test_the_server_s_two_listeners_and_their_defaults() -> None:
+    server = parse_config(MINIMAL, source="a.yaml").server
+    assert (server.listen, server.status_listen, server.max_connections) == ("0.0.0.0:8080", "0.0.0.0:9090", 256)
+    assert server.status_token_file is None and server.webhook_secret_file is None
+    text = MINIMAL + "server: {status_listen: '127.0.0.1:9999', status_token_file: /t, max_connections: 32}\n"
+    server = parse_config(text, source="a.yaml").server
+    assert (server.status_listen, server.status_token_file, server.max_connections) == ("127.0.0.1:9999", "/t", 32)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "true", "1.5"])
+def test_max_connections_is_a_positive_whole_number(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"server\.max_connections: expected a positive whole number"):
+        parse_config(MINIMAL + f"server: {{max_connections: {value}}}\n", source="a.yaml")
