@@ -14,6 +14,11 @@ then measures four scenarios, each as the median wall time of several runs of a 
    which the live objects and the inventory are checked to be exactly what git holds (``make bench
    N=25000`` is issue 13's "25,000 objects applied, inventoried and pruned correctly")
 
+Once per run, before them, ``render-max`` (``tests/bench/render.py``): the largest render the box
+allows (a kustomize overlay whose output is just under the 8 MiB cap), rendered as a pass renders
+it, with the peak RSS of the agent's process and of its kustomize, and ``kubectl kustomize``'s;
+written to ``.bench/render.json`` (``--render-only`` runs just it, with no cluster).
+
 Each tool works in namespaces of its own, so neither sees the other's objects. Figures are
 printed as a table and written to ``.bench/latest.json``. Not a test: nothing here asserts speed.
 """
@@ -37,6 +42,7 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.core.prepare import ENV_LABEL
+from tests.bench.render import bench_render, print_render
 from tests.support.builders import widget_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -366,10 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="100,1000,5000", help="comma-separated object counts")
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median); 1 for N >= 5000")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "latest.json"))
+    parser.add_argument("--render-only", action="store_true", help="only the render-max scenario (no cluster)")
     args = parser.parse_args(argv)
     workdir = ROOT / ".bench" / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     b = Bench(args.kubeconfig, workdir)
+    render = bench_render(workdir, b.kubectl, [o for o in generate(1000) if o["kind"] != "Widget"], timed)
+    print_render(render)
+    (ROOT / ".bench" / "render.json").write_text(json.dumps(asdict(render), indent=2))
+    if args.render_only:
+        return 0
     subprocess.run(
         [b.kubectl, "--kubeconfig", args.kubeconfig, "apply", "--server-side", "-f", "-"],
         input=json.dumps(CRD),
