@@ -165,21 +165,24 @@ def _reached_from(tree: git.Tree, directory: str) -> Iterator[tuple[str | None, 
 
 
 def _kustomization_entries(tree: git.Tree, directory: str) -> list[str]:
+    """The local entries of the directory's kustomization (none when it has none, or it is broken:
+    the renderer refuses that, naming the file)."""
     for name in sorted(KUSTOMIZATION_NAMES):
         item = _lookup(tree, posixpath.join(directory, name) if directory != "." else name)
-        if isinstance(item, git.Blob) and item.mode != _MODE_SYMLINK:
-            try:
-                documents = load_documents(item.data_stream.read(), str(item.path))
-            except RenderError:
-                return []  # the renderer refuses it, naming the file
-
-            def exists(entry: str, base: str = directory) -> bool:
-                joined = join_inside(base, entry)
-                return joined is not None and _resolve(tree, joined)[0] is not None
-
-            found = read_kustomization(documents[0] if documents else None, exists)
-            return [*found.local, *found.plugin_paths]
+        if not isinstance(item, git.Blob) or item.mode == _MODE_SYMLINK:
+            continue
+        try:
+            documents = load_documents(item.data_stream.read(), str(item.path))
+        except RenderError:
+            return []
+        found = read_kustomization(documents[0] if documents else None, lambda e: _exists(tree, directory, e))
+        return [*found.local, *found.plugin_paths]
     return []
+
+
+def _exists(tree: git.Tree, directory: str, entry: str) -> bool:
+    joined = join_inside(directory, entry)
+    return joined is not None and _resolve(tree, joined)[0] is not None
 
 
 def _resolve(tree: git.Tree, path: str) -> tuple[str | None, set[str]]:

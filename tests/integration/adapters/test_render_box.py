@@ -265,9 +265,8 @@ def repo(tmp_path: Path) -> ConfigRepo:
         f"{ENV}/kustomization.yaml",
         [{"resources": ["../../apps/web"], "components": ["../../shared/labels"]}],
     )
-    repo.write(
-        f"{ENV}/linked.yaml", Symlink("../../links/shared/linked.yaml")
-    )  # not read by kustomize: exported all the same
+    # a link kustomize does not read, through a linked directory: exported all the same
+    repo.write(f"{ENV}/linked.yaml", Symlink("../../links/shared/linked.yaml"))
     repo.write("environments/prod/kustomization.yaml", [{"resources": ["secret.yaml"]}])
     repo.write("environments/prod/secret.yaml", [configmap("prod-only", {"token": TOKEN})])
     repo.write("secrets/token.txt", TOKEN)
@@ -302,3 +301,24 @@ def test_a_reference_to_what_was_not_exported_is_refused_naming_the_file(repo: C
     assert "secrets/token.txt" not in exported(out)
     with pytest.raises(RenderError, match=rf"^{KFILE}: '../../../../etc/passwd' points outside the repository"):
         render_environment(out, ENV, kustomize=Kustomize())
+
+
+def test_a_committed_symlink_out_of_the_repository_is_refused_naming_it(repo: ConfigRepo, tmp_path: Path) -> None:
+    repo.write(f"{ENV}/passwd", Symlink("/etc/passwd"))
+    repo.commit("link out")
+    source = GitSource(str(repo.root), tmp_path / "cache")
+    source.fetch()
+    out = tmp_path / "out"
+    source.export_environment(source.resolve("main"), out, ENV)
+    with pytest.raises(RenderError, match=rf"^{ENV}/passwd: symlink points outside the repository"):
+        render_environment(out, ENV, kustomize=Kustomize())
+
+
+def test_a_plain_directory_over_the_cap_is_refused_naming_the_file_that_passed_it(tmp_path: Path) -> None:
+    for i in range(3):
+        write(tmp_path, f"{ENV}/part-{i}.yaml", [configmap(f"c{i}", {"blob": "x" * 400_000})])
+    assert len(render_environment(tmp_path, ENV, kustomize=None, box=RenderLimits(max_output_bytes=2_000_000))) == 3
+    with pytest.raises(
+        RenderError, match=rf"^{ENV}/part-2.yaml: the environment's manifests pass the limit of 1000000"
+    ):
+        render_environment(tmp_path, ENV, kustomize=None, box=RenderLimits(max_output_bytes=1_000_000))
