@@ -22,6 +22,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gitops_agent.core.drift import ExpectedManager, IgnoreRule
+from gitops_agent.core.helm import (
+    ChartSource,
+    HelmSpec,
+    release_problem,
+    repo_problem,
+    values_path_problem,
+    version_problem,
+)
 from gitops_agent.core.promote import PromotableField
 from gitops_agent.core.render_box import DEFAULT_RENDER_LIMITS, RenderLimits, prefix_problem
 from gitops_agent.core.scope import Scope
@@ -86,6 +94,9 @@ class EnvironmentConfig:
     prune_allow: tuple[str, ...] = ()
     #: what its render may reach and produce: the top-level ``render:`` with its own keys over it
     render: RenderLimits = DEFAULT_RENDER_LIMITS
+    #: how its chart renders (release, chart source, values); None: a chart directory renders with
+    #: its own values.yaml under the environment's name, any other directory without helm
+    helm: HelmSpec | None = None
 
     @property
     def boundary(self) -> Scope:
@@ -107,6 +118,8 @@ class AgentConfig:
     namespace: str = "gitops-agent"
     field_manager: str = "gitops-agent"
     kustomize: str | None = None
+    helm: str | None = None  # the helm binary (default: $GITOPS_AGENT_HELM, else helm on PATH)
+    chart_cache: str | None = None  # pulled charts (default: beside the git cache)
 
 
 @dataclass(frozen=True)
@@ -324,7 +337,7 @@ class _Reader:
         keys = {
             "name", "path", "namespace", "policy", "branch", "context", "create_namespace", "prune",
             "allow_empty", "prune_propagation", "health_timeout", "interval", "expected_managers", "ignore",
-            "scope", "service_account", "prune_allow", "render",
+            "scope", "service_account", "prune_allow", "render", "helm",
         }  # fmt: skip
         d = self.mapping(data, where, keys, {"name", "path", "namespace"})
         name = self.string(d["name"], f"{where}.name")
@@ -354,7 +367,38 @@ class _Reader:
             service_account=self.opt(d, "service_account", where, self.string),
             prune_allow=self.strings(d.get("prune_allow", []), f"{where}.prune_allow"),
             render=self.render(d.get("render") or {}, f"{where}.render", render),
+            helm=self.opt(d, "helm", where, self.helm),
         )
+
+    def helm(self, value: Any, where: str) -> HelmSpec:
+        """``helm:``: release, chart (repo, name, version: pinned), values files, inline values."""
+        d = self.mapping(value, where, {"release", "chart", "values", "values_inline"})
+        release = self.opt(d, "release", where, self.string)
+        if release is not None and (problem := release_problem(release)):
+            raise self.fail(f"{where}.release", problem)
+        values = self.strings(d.get("values", []), f"{where}.values")
+        for i, path in enumerate(values):
+            if problem := values_path_problem(path):
+                raise self.fail(f"{where}.values[{i}]", problem)
+        inline = d.get("values_inline")
+        if inline is not None and not isinstance(inline, dict):
+            raise self.fail(f"{where}.values_inline", f"expected a mapping of values, got {_type_name(inline)}")
+        text = yaml.safe_dump(inline, sort_keys=False) if inline else ""
+        return HelmSpec(release, self.opt(d, "chart", where, self.chart), values, text)
+
+    def chart(self, value: Any, where: str) -> ChartSource:
+        d = self.mapping(value, where, {"repo", "name", "version"}, {"repo", "name"})
+        if "version" not in d:
+            raise self.fail(
+                f"{where}.version",
+                "missing: pin the chart's version (e.g. 1.2.3), so a new release never deploys unasked",
+            )
+        repo = self.string(d["repo"], f"{where}.repo")
+        version = self.string(str(d["version"]), f"{where}.version")
+        for key, problem in (("repo", repo_problem(repo)), ("version", version_problem(version))):
+            if problem:
+                raise self.fail(f"{where}.{key}", problem)
+        return ChartSource(repo, self.string(d["name"], f"{where}.name"), version)
 
     def render(self, value: Any, where: str, base: RenderLimits) -> RenderLimits:
         """``render:`` (top level, or an environment's over it): remote prefixes, time, output."""
@@ -419,11 +463,13 @@ class _Reader:
         return tuple(out)
 
     def agent(self, data: Any) -> AgentConfig:
-        d = self.mapping(data, "agent", {"namespace", "field_manager", "kustomize"})
+        d = self.mapping(data, "agent", {"namespace", "field_manager", "kustomize", "helm", "chart_cache"})
         return AgentConfig(
             namespace=self.string(d.get("namespace", "gitops-agent"), "agent.namespace"),
             field_manager=self.string(d.get("field_manager", "gitops-agent"), "agent.field_manager"),
             kustomize=self.opt(d, "kustomize", "agent", self.string),
+            helm=self.opt(d, "helm", "agent", self.string),
+            chart_cache=self.opt(d, "chart_cache", "agent", self.string),
         )
 
     def github(self, data: Any) -> GitHubConfig:
