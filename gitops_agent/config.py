@@ -30,6 +30,13 @@ from gitops_agent.core.helm import (
     values_path_problem,
     version_problem,
 )
+from gitops_agent.core.pr_env import (
+    DEFAULT_MAX,
+    DEFAULT_NAMESPACE_PATTERN,
+    DEFAULT_TTL_S,
+    looks_derived,
+    pattern_problem,
+)
 from gitops_agent.core.promote import PromotableField
 from gitops_agent.core.render_box import DEFAULT_RENDER_LIMITS, RenderLimits, prefix_problem
 from gitops_agent.core.scope import Scope
@@ -165,6 +172,19 @@ class PromotionConfig:
 
 
 @dataclass(frozen=True)
+class PullRequestEnvironmentConfig:
+    """An environment that gets a copy per pull request (``core.pr_env``), in a namespace of its own."""
+
+    environment: str
+    namespace: str = DEFAULT_NAMESPACE_PATTERN  # {number} and {env}
+    ttl_s: float = DEFAULT_TTL_S  # since the last deploy
+    max: int = DEFAULT_MAX  # PR environments of this environment at once
+    url: str | None = None  # the status's link ({number}, {env}, {namespace}); default github.target_url
+    quota: dict[str, Any] | None = None  # a ResourceQuota's spec
+    limit_range: dict[str, Any] | None = None  # a LimitRange's spec
+
+
+@dataclass(frozen=True)
 class Config:
     repo: RepoConfig
     environments: tuple[EnvironmentConfig, ...]
@@ -175,6 +195,7 @@ class Config:
     source: str = ""  # the file it was read from, for messages
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     render: RenderLimits = DEFAULT_RENDER_LIMITS
+    pull_request_environments: tuple[PullRequestEnvironmentConfig, ...] = ()
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
@@ -292,7 +313,8 @@ class _Reader:
     # --- sections -------------------------------------------------------------------------
 
     def config(self, data: Any) -> Config:
-        keys = {"repo", "environments", "agent", "github", "chat", "server", "promotion", "render"}
+        keys = {"repo", "environments", "agent", "github", "chat", "server", "promotion", "render",
+                "pull_request_environments"}  # fmt: skip
         top = self.mapping(data, "top level", keys, {"repo", "environments"})
         envs = top["environments"]
         if not isinstance(envs, list) or not envs:
@@ -318,7 +340,47 @@ class _Reader:
             source=self.source,
             promotion=self.promotion(top.get("promotion") or {}),
             render=render,
+            pull_request_environments=self.pr_environments(top.get("pull_request_environments") or [], environments),
         )
+
+    def pr_environments(
+        self, value: Any, environments: tuple[EnvironmentConfig, ...]
+    ) -> tuple[PullRequestEnvironmentConfig, ...]:
+        """``pull_request_environments``: which environments get one per PR, and how."""
+        known = {e.name for e in environments}
+        out: list[PullRequestEnvironmentConfig] = []
+        for item, w in self.items(value, "pull_request_environments"):
+            keys = {"environment", "namespace", "ttl", "max", "url", "quota", "limit_range"}
+            d = self.mapping(item, w, keys, {"environment"})
+            env = self.string(d["environment"], f"{w}.environment")
+            if env not in known:
+                raise self.fail(f"{w}.environment", f"no environment named {env!r} (known: {', '.join(sorted(known))})")
+            if any(o.environment == env for o in out):
+                raise self.fail(f"{w}.environment", f"{env!r} is listed twice")
+            pattern = self.string(d.get("namespace", DEFAULT_NAMESPACE_PATTERN), f"{w}.namespace")
+            if problem := pattern_problem(pattern, env):
+                raise self.fail(f"{w}.namespace", problem)
+            cap = d.get("max", DEFAULT_MAX)
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise self.fail(f"{w}.max", f"expected a positive whole number, got {cap!r}")
+            out.append(
+                PullRequestEnvironmentConfig(
+                    environment=env, namespace=pattern, max=cap,
+                    ttl_s=self.duration(d.get("ttl", "72h"), f"{w}.ttl"),
+                    url=self.opt(d, "url", w, self.string),
+                    quota=self.opt(d, "quota", w, lambda v, at: self.spec(v, at, {"hard", "scopes", "scopeSelector"})),
+                    limit_range=self.opt(d, "limit_range", w, lambda v, at: self.spec(v, at, {"limits"})),
+                )
+            )  # fmt: skip
+        for i, e in enumerate(environments):
+            if out and looks_derived(e.name):
+                why = f"{e.name!r} is how PR environments are named (pr-<number>-<env>); choose another name"
+                raise self.fail(f"environments[{i}].name", why)
+        return tuple(out)
+
+    def spec(self, value: Any, where: str, keys: set[str]) -> dict[str, Any]:
+        """A ResourceQuota's spec (``hard`` …) or a LimitRange's (``limits``); the API server checks the rest."""
+        return dict(self.mapping(value, where, keys, {min(keys)}))
 
     def repo(self, data: Any) -> RepoConfig:
         keys = {"url", "branch", "poll_interval", "token_file", "token_env", "ssh_key_file", "cache_dir"}
