@@ -93,6 +93,10 @@ class Discovery:
     def __len__(self) -> int:
         return len(self._by_group_kind)
 
+    def served(self) -> frozenset[tuple[str, str, str]]:
+        """Every (group, version, kind) served: what helm's ``.Capabilities.APIVersions`` lists."""
+        return frozenset(self._served)
+
 
 class KubeClient:
     """One cluster; safe to share between threads (urllib3's pool is, and the counters are locked)."""
@@ -153,6 +157,10 @@ class KubeClient:
         if core.get("kind") == "APIGroupDiscoveryList" and groups.get("kind") == "APIGroupDiscoveryList":
             return Discovery([*_aggregated_resources(core), *_aggregated_resources(groups)])
         return Discovery(self._legacy_discovery(groups))
+
+    def server_version(self) -> str:
+        """The API server's ``gitVersion`` (``v1.36.3``): what helm's ``.Capabilities.KubeVersion`` says."""
+        return str(self._request("GET", "/version", verb="discovery").get("gitVersion", ""))
 
     def _legacy_discovery(self, groups: KubeObject) -> list[ResourceInfo]:
         found = self._legacy_group("", "v1", "/api/v1")
