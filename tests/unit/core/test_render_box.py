@@ -127,7 +127,8 @@ environments:
     assert (dev.render.allow_remote, dev.render.timeout_s, dev.render.max_output_bytes) == (ACME, 120, 8 * 1024**2)
     assert (prod.render.allow_remote, prod.render.timeout_s, prod.render.max_output_bytes) == ((), 120, 512 * 1024)
     default = parse_config("repo: {url: /x}\nenvironments: [{name: a, path: a, namespace: a}]", source="t")
-    assert (default.render.allow_remote, default.render.timeout_s, default.render.max_output_bytes) == ((), 120, 8 << 20)
+    limits = default.render
+    assert (limits.allow_remote, limits.timeout_s, limits.max_output_bytes) == ((), 120, 8 << 20)
 
 
 @pytest.mark.parametrize("size", ["8MB", "0", "-1", "lots", True])
