@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitops_agent.adapters.git_source import CommitInfo
+from gitops_agent.cluster import pr_namespaces
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.sync import drift_in, observe
@@ -17,6 +18,7 @@ from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.health import aggregate
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
 from gitops_agent.core.pass_rules import UP_TO_DATE, held_commit
+from gitops_agent.core.pr_env import timestamp
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import ObjectHealth
 from gitops_agent.reconcile import PassResult, state_store, sync_options
@@ -50,6 +52,20 @@ class EnvironmentStatus:
     drift_unexpected: int = 0
     health: str = ""  # Current | InProgress | Failed | Unknown: the worst of its objects
     error: str = ""
+
+
+@dataclass(frozen=True)
+class PrEnvironmentStatus:
+    """A pull request's environment (``core.pr_env``) as its namespace and ledger say."""
+
+    environment: str  # the configured one it copies
+    name: str  # pr-<number>-<environment>
+    namespace: str
+    pull_request: int
+    head: str  # the last head deployed
+    applied: str  # the ledger's last applied commit
+    health: str  # its rollout: Current | InProgress | Failed | "" (not followed)
+    expires: str  # RFC 3339, UTC
 
 
 class Queries:
@@ -111,6 +127,26 @@ class Queries:
             return tuple(self.snapshots.source.log(old, new, paths=paths))
         except GitOpsError:
             return ()
+
+    def pull_request_environments(self) -> list[PrEnvironmentStatus]:
+        """The live PR environments, found by their namespaces' labels (per cluster configured)."""
+        out: list[PrEnvironmentStatus] = []
+        contexts: set[str | None] = set()
+        for entry in self.config.pull_request_environments:
+            base = self.config.environment(entry.environment)
+            if base.context in contexts:
+                continue
+            contexts.add(base.context)
+            api = self.clusters.agent_api(base)
+            store = state_store(self.config, api)
+            for e in pr_namespaces.live(api, self.config.agent.namespace):
+                last = store.read_ledger(e.environment).last_success()
+                applied, health = (last.commit, last.rollout) if last else ("", "")
+                out.append(
+                    PrEnvironmentStatus(e.base, e.environment, e.namespace, e.number, e.head, applied, health,
+                                        timestamp(e.expires))
+                )  # fmt: skip
+        return out
 
     def status(self, env: EnvironmentConfig, fetch_error: GitOpsError | None = None) -> EnvironmentStatus:
         """Target commit, applied commit, drift, health and whether the live state matches."""
