@@ -16,12 +16,15 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from gitops_agent.adapters import renderbox
+from gitops_agent.adapters.helm import ChartCache, Helm
+from gitops_agent.adapters.helm_render import HelmContext, is_chart, ready_kustomize_charts, render_chart
+from gitops_agent.core.helm import ChartRef
 from gitops_agent.core.render import (
     DEFAULT_LIMITS,
     KUSTOMIZATION_NAMES,
@@ -58,23 +61,33 @@ class Kustomize:
     ``kustomize`` and ``kubectl`` from ``PATH``. It is looked up when a build runs, not when the
     runner is made, so an environment without a kustomization never needs the binary.
     ``LoadRestrictionsRootOnly`` (kustomize's default, stated so a user config cannot loosen it)
-    keeps patches and generators from reading files outside their kustomization's directory. No
-    other flag is ever passed: not ``--enable-alpha-plugins``, ``--enable-exec`` nor ``--enable-helm``.
+    keeps patches and generators from reading files outside their kustomization's directory. Never
+    ``--enable-alpha-plugins`` nor ``--enable-exec``; ``--enable-helm`` (with our helm) only for a
+    kustomization with ``helmCharts``, whose charts the agent has pulled and placed beforehand.
     """
 
     binary: str | None = None
     load_restrictor: str = "LoadRestrictionsRootOnly"
 
-    def command(self, directory: Path) -> list[str]:
+    def command(self, directory: Path, flags: Sequence[str] = ()) -> list[str]:
         """The argv that builds ``directory``; RenderError when no binary can be found."""
         binary = self._locate()
         verb = ["kustomize"] if Path(binary).name.startswith("kubectl") else ["build"]
-        return [binary, *verb, str(directory), f"--load-restrictor={self.load_restrictor}"]
+        return [binary, *verb, str(directory), f"--load-restrictor={self.load_restrictor}", *flags]
 
-    def build(self, directory: Path, out: BinaryIO, *, tree_root: Path, label: str, limits: RenderLimits) -> None:
+    def build(
+        self,
+        directory: Path,
+        out: BinaryIO,
+        *,
+        tree_root: Path,
+        label: str,
+        limits: RenderLimits,
+        flags: Sequence[str] = (),
+    ) -> None:
         """Write the rendered YAML stream of ``directory`` into ``out``, at most
         ``limits.max_output_bytes`` of it; ``label`` (the kustomization file) names it in errors."""
-        argv = self.command(directory)
+        argv = self.command(directory, flags)
         with tempfile.TemporaryDirectory(prefix="gitops-agent-render-") as scratch:
             env = renderbox.environment(Path(scratch), network=bool(limits.allow_remote))
             stderr = renderbox.run(argv, cwd=tree_root, env=env, out=out, limits=limits, label=label)
@@ -101,6 +114,14 @@ class Kustomize:
         )
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A render's objects and the charts they came from (provenance, for the ledger)."""
+
+    objects: list[DesiredObject]
+    charts: tuple[ChartRef, ...] = ()
+
+
 def render_environment(
     tree_root: Path,
     env_path: str,
@@ -108,19 +129,51 @@ def render_environment(
     kustomize: Kustomize | None,
     limits: ParseLimits = DEFAULT_LIMITS,
     box: RenderLimits = DEFAULT_RENDER_LIMITS,
+    helm: HelmContext | None = None,
 ) -> list[DesiredObject]:
+    """The objects of the environment at ``env_path``: :func:`render_snapshot`'s, without provenance."""
+    return render_snapshot(tree_root, env_path, kustomize=kustomize, limits=limits, box=box, helm=helm).objects
+
+
+def render_snapshot(
+    tree_root: Path,
+    env_path: str,
+    *,
+    kustomize: Kustomize | None,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    box: RenderLimits = DEFAULT_RENDER_LIMITS,
+    helm: HelmContext | None = None,
+) -> Rendered:
     """The objects of the environment at ``env_path`` (relative to the exported ``tree_root``).
 
-    With a kustomization file the directory is built by Kustomize (``kustomize=None`` means the
-    default runner) within ``box``; without one, every manifest file below it is read, recursively,
-    at most ``box.max_output_bytes`` of them in all.
+    A chart (``helm.chart`` in the config, or a directory holding ``Chart.yaml``) is templated by
+    helm; with a kustomization file the directory is built by Kustomize (``kustomize=None`` means
+    the default runner) within ``box``; without either, every manifest file below it is read,
+    recursively, at most ``box.max_output_bytes`` of them in all.
     """
     root = Path(os.path.realpath(tree_root))
     prefix = _normalize(env_path)
     env_dir = _env_directory(root, prefix, env_path)
+    if is_chart(env_dir, helm):
+        objects, charts = render_chart(root, env_dir, env_path, helm or default_helm(env_path), box, limits)
+        return Rendered(objects, charts)
+    if helm is not None and helm.spec is not None:
+        raise RenderError(
+            f"{env_path}: the environment has helm: in the config, but no chart: set helm.chart (repo, name, "
+            f"version), or add the chart's Chart.yaml to {env_path}"
+        )
     if _kustomization_file(env_dir) is not None:
-        return _render_kustomize(root, env_dir, env_path, kustomize or Kustomize(), box)
-    return _render_plain(root, env_dir, prefix, limits, box)
+        return _render_kustomize(root, env_dir, env_path, kustomize or Kustomize(), box, helm)
+    return Rendered(_render_plain(root, env_dir, prefix, limits, box))
+
+
+def default_helm(env_path: str) -> HelmContext:
+    """Rendering a chart with no context given (tests, tools): helm from the environment, a
+    temporary cache, the directory's name as the release, namespace ``default``."""
+    cache = Path(tempfile.gettempdir()) / "gitops-agent-charts"
+    return HelmContext(
+        Helm(), ChartCache(cache), release=posixpath.basename(env_path) or "release", namespace="default"
+    )
 
 
 def environment_sources(tree_root: Path, env_path: str) -> list[str]:
@@ -241,26 +294,30 @@ def _read_file(path: Path, shown: str, root: Path, limits: ParseLimits) -> bytes
 
 
 def _render_kustomize(
-    root: Path, env_dir: Path, env_path: str, runner: Kustomize, box: RenderLimits
-) -> list[DesiredObject]:
-    """Check every kustomization the environment uses, then build it into a capped file and parse
-    that file as a stream: the output is never held whole, as bytes or as text."""
-    _check_kustomizations(root, env_dir, box)
+    root: Path, env_dir: Path, env_path: str, runner: Kustomize, box: RenderLimits, helm: HelmContext | None
+) -> Rendered:
+    """Check every kustomization the environment uses, ready its ``helmCharts`` (pulled, verified,
+    placed), then build it into a capped file and parse that file as a stream: the output is never
+    held whole, as bytes or as text."""
+    directories = _check_kustomizations(root, env_dir, box)
+    flags, charts = ready_kustomize_charts(root, directories, helm or default_helm(env_path), box)
     kfile = _relative(_kustomization_file(env_dir) or env_dir, root)
     limits = replace(KUSTOMIZE_OUTPUT_LIMITS, max_file_bytes=box.max_output_bytes)
     with tempfile.TemporaryFile(prefix="gitops-agent-render-") as out:
-        runner.build(env_dir, out, tree_root=root, label=kfile, limits=box)
+        runner.build(env_dir, out, tree_root=root, label=kfile, limits=box, flags=flags)
         out.seek(0)
         objects = parse_stream_file(out, f"{env_path} (kustomize output)", limits=limits)
-    return [replace(o, source=env_path) for o in objects]
+    return Rendered([replace(o, source=env_path) for o in objects], charts)
 
 
-def _check_kustomizations(root: Path, env_dir: Path, box: RenderLimits) -> None:
+def _check_kustomizations(root: Path, env_dir: Path, box: RenderLimits) -> set[Path]:
     """Refuse, before Kustomize runs, what each kustomization the environment uses must not do:
     a reference outside the repository or missing from it, a remote one not allowed, a plugin, an
-    env file line without a value, a symlink out of the repository."""
-    for directory in sorted(_referenced_dirs(root, env_dir, box)):
+    env file line without a value, a symlink out of the repository. The directories checked."""
+    directories = _referenced_dirs(root, env_dir, box)
+    for directory in sorted(directories):
         _check_links(root, directory)
+    return directories
 
 
 def _referenced_dirs(root: Path, env_dir: Path, box: RenderLimits | None = None) -> set[Path]:

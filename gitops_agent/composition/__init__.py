@@ -20,14 +20,16 @@ from pathlib import Path
 from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.git_source import GitCredentials, GitSource
 from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
+from gitops_agent.adapters.helm import ChartCache, Helm
 from gitops_agent.adapters.renderer import Kustomize
 from gitops_agent.agent import Agent
 from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.chat_memory import ChatMemoryStore
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.lock import Locks, LockSettings
-from gitops_agent.config import Config, GitHubConfig, read_secret_file
+from gitops_agent.config import Config, EnvironmentConfig, GitHubConfig, read_secret_file
 from gitops_agent.core.env_lock import LockTimes
+from gitops_agent.core.helm import Capabilities, api_versions, kube_version
 from gitops_agent.errors import ConfigError
 from gitops_agent.leader import default_identity
 from gitops_agent.queries import Queries
@@ -57,12 +59,12 @@ def build_agent(
     names this process in the environments' locks (default: ``leader.default_identity``)."""
     repo = config.repo
     credentials = GitCredentials(token_file=repo.token_file, token_env=repo.token_env, ssh_key_file=repo.ssh_key_file)
-    source = GitSource(
-        repo.url, Path(repo.cache_dir) if repo.cache_dir else default_cache_dir(), credentials=credentials
-    )
+    git_cache = Path(repo.cache_dir) if repo.cache_dir else default_cache_dir()
+    source = GitSource(repo.url, git_cache, credentials=credentials)
     kustomize = Kustomize(config.agent.kustomize or os.environ.get("GITOPS_AGENT_KUSTOMIZE"))
-    snapshots = Snapshots(config, source, kustomize)
     clusters = clusters or Clusters(kubeconfig=kubeconfig, impersonate=impersonate)
+    charts = ChartCache(Path(config.agent.chart_cache or git_cache.parent / "charts"), Helm(config.agent.helm))
+    snapshots = Snapshots(config, source, kustomize, charts=charts, capabilities=capabilities_of(clusters))
     locks = Locks(
         identity or default_identity(),
         namespace=config.agent.namespace,
@@ -80,6 +82,17 @@ def build_agent(
         reconciler=reconciler,
         queries=Queries(config, snapshots, clusters),
     )
+
+
+def capabilities_of(clusters: Clusters) -> Callable[[EnvironmentConfig], Capabilities]:
+    """An environment's cluster as helm's ``.Capabilities`` see it: its version and every API
+    version discovery lists (read when a chart renders)."""
+
+    def read(env: EnvironmentConfig) -> Capabilities:
+        kube = clusters.kube(env)
+        return Capabilities(kube_version(kube.server_version()), api_versions(kube.discover().served()))
+
+    return read
 
 
 def lock_settings(wait_s: float | None = None) -> LockSettings:
