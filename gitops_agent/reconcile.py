@@ -268,6 +268,7 @@ class Reconciler:
             rolled_back_from=request.rolled_back_from,
             approved_by=request.approved_by,
             rollout=rollout_record(None)[0] if result.ok else "",
+            charts=self.snapshots.charts(env, commit),  # provenance: what the snapshot was rendered from
         )
         if entry is not None:
             ledger = store.write_ledger(env.name, ledger.record(entry))

@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from gitops_agent.core.helm import ChartRef, chart_refs
 from gitops_agent.core.inventory import state_configmap
 from gitops_agent.errors import ClusterError
 from gitops_agent.model import KubeObject
@@ -54,6 +55,8 @@ class LedgerEntry:
     #: written before the agent recorded rollouts, or a failed apply
     rollout: str = ""
     rollout_message: str = ""
+    #: the charts the snapshot was rendered from: name, version, digest, source (provenance)
+    charts: tuple[ChartRef, ...] = ()
 
     @property
     def rollout_settled(self) -> bool:
@@ -185,4 +188,7 @@ def _entry(item: Any) -> LedgerEntry:
     """Keys a newer agent added are skipped, so an older agent still reads the ledger (rolling upgrades)."""
     if not isinstance(item, dict):
         raise TypeError(f"entry {item!r} is not a mapping")
-    return LedgerEntry(**{k: v for k, v in item.items() if k in _ENTRY_FIELDS})
+    known = {k: v for k, v in item.items() if k in _ENTRY_FIELDS}
+    if "charts" in known:
+        known["charts"] = chart_refs(known["charts"])
+    return LedgerEntry(**known)

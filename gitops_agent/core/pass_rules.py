@@ -8,6 +8,7 @@ import enum
 from collections.abc import Callable, Iterable
 
 from gitops_agent.core.drift import EXTRA, ObjectDrift
+from gitops_agent.core.helm import ChartRef
 from gitops_agent.core.ledger import (
     APPLIED,
     FAILED,
@@ -70,6 +71,7 @@ def ledger_entry(
     rolled_back_from: str = "",
     approved_by: str = "",
     rollout: str = "",
+    charts: tuple[ChartRef, ...] = (),
 ) -> LedgerEntry | None:
     """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
     last = ledger.entries[-1] if ledger.entries else None
@@ -86,6 +88,7 @@ def ledger_entry(
         rolled_back_from=rolled_back_from,
         approved_by=approved_by,
         rollout=rollout,
+        charts=charts,
     )
 
 
