@@ -19,14 +19,16 @@ from typing import Any, Protocol
 from gitops_agent import __version__
 from gitops_agent.cluster import ClusterApi, SyncOptions, SyncResult, sync
 from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.hooks import HookFailedError, WaitForHooks
 from gitops_agent.cluster.lock import EnvironmentLock, LockedError, LockLostError, Locks
 from gitops_agent.cluster.prepare import inventoried
 from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.state import StateStore
-from gitops_agent.cluster.sync import drift
+from gitops_agent.cluster.sync import drift, run_hooks
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
-from gitops_agent.core.ledger import FAILED, Ledger, LedgerEntry, clipped
+from gitops_agent.core.hooks import Phase, in_phase
+from gitops_agent.core.ledger import APPLIED, FAILED, ROLLOUT_FAILED, Ledger, LedgerEntry, clipped
 from gitops_agent.core.pass_rules import (
     PLANNED,
     UP_TO_DATE,
@@ -43,7 +45,7 @@ from gitops_agent.core.pass_rules import (
 )
 from gitops_agent.errors import GitOpsError
 from gitops_agent.handover import Handover
-from gitops_agent.model import DesiredObject, Health
+from gitops_agent.model import DesiredObject, Health, HealthStatus, ObjectHealth, ObjectKey
 from gitops_agent.rollout import RolloutProgress, default_timeout, follow
 from gitops_agent.snapshots import Snapshots
 
@@ -206,7 +208,7 @@ class Reconciler:
                 if not outcome.ok:
                     return outcome
             else:
-                outcome = self._pick_up(env, api, store, ledger, commit, objects)
+                outcome = self._pick_up(env, api, store, ledger, commit, objects, lock)
             return self._check(env, api, store, commit, objects, outcome, lock)
 
     def _decide(
@@ -251,6 +253,7 @@ class Reconciler:
             guard=lock.guard,
             claimed_by=handover.claimed_by,
             may_take_over=handover.may_take_over,
+            hooks=self._hook_wait(env, api, objects),
         )
         result = _still_held(result, lock)
         if result.reason == LockLostError.reason:  # cut short: the new holder may have written since
@@ -270,15 +273,21 @@ class Reconciler:
             rollout=rollout_record(None)[0] if result.ok else "",
             charts=self.snapshots.charts(env, commit),  # provenance: what the snapshot was rendered from
         )
+        hook_failed = result.reason == HookFailedError.reason
+        if entry is not None and hook_failed:  # reported as a failed rollout: nothing after it written
+            entry = replace(entry, rollout=ROLLOUT_FAILED, rollout_message=result.error)
         if entry is not None:
             ledger = store.write_ledger(env.name, ledger.record(entry))
         lock.release()  # written: following the rollout writes nothing, and must not hold up a rollback
         if not result.ok:
-            return PassResult.of_sync(result, outcome)
+            failed = Health(HealthStatus.FAILED, result.error) if hook_failed else None
+            return replace(PassResult.of_sync(result, outcome), health=failed)
         # "Applied" is not "working": follow the snapshot until it is healthy, failed or late, and
         # keep how far it got in the ledger, so an agent restarted meanwhile picks it up again.
         running = entry or ledger.last_success()
         health = self._follow(env, api, objects, elapsed_before_s=0.0)
+        if result.hooks_ran:
+            health = self._post_sync(env, api, store, commit, objects, lock, health)
         ledger, running = self._record_rollout(env, store, ledger, running, health)
         return replace(PassResult.of_sync(result, outcome), health=health, running=running)
 
@@ -290,12 +299,16 @@ class Reconciler:
         ledger: Ledger,
         commit: str,
         objects: tuple[DesiredObject, ...],
+        lock: EnvironmentLock,
     ) -> PassResult:
         """Between commits: the running commit's rollout as the ledger keeps it, followed to its end
-        first when nobody did (a restart or leader change mid-rollout, ``sync --no-wait``)."""
+        first when nobody did (a restart or leader change mid-rollout, ``sync --no-wait``), and then
+        its post-sync hooks run (an apply that wrote: its hooks were due)."""
         running = ledger.last_success()
         if to_follow(running, commit) and running is not None:
             health = self._follow(env, api, objects, elapsed_before_s=_age_s(running.time))
+            if running.result == APPLIED:
+                health = self._post_sync(env, api, store, commit, objects, lock, health)
             if health is not None:
                 ledger, running = self._record_rollout(env, store, ledger, running, health)
         return PassResult(env.name, commit, UP_TO_DATE, health=rollout_health(running), running=running)
@@ -355,6 +368,52 @@ class Reconciler:
             log.info("drift not repaired this pass: %s", exc)
             return False
         return store.read_ledger(env.name).is_current(commit)
+
+    def _post_sync(
+        self,
+        env: EnvironmentConfig,
+        api: ClusterApi,
+        store: StateStore,
+        commit: str,
+        objects: tuple[DesiredObject, ...],
+        lock: EnvironmentLock,
+        health: Health | None,
+    ) -> Health | None:
+        """Once the rollout is Current, the post-sync hooks: they write, so under the lock, and only
+        while ``commit`` is still the one applied. The rollout is Current once they succeeded; a
+        failed one makes it Failed, naming it; locked out, it stays InProgress (the next pass runs them)."""
+        if health is None or health.status is not HealthStatus.CURRENT:
+            return health
+        if not in_phase((o.manifest for o in objects), Phase.POST_SYNC):
+            return health
+        options = sync_options(self.config, env)
+        try:
+            lock.acquire(commit)
+        except LockedError as exc:
+            return Health(HealthStatus.IN_PROGRESS, f"post-sync hooks not run yet: {exc}")
+        try:
+            if not store.read_ledger(env.name).is_current(commit):
+                return health  # another pass applied since: its hooks are its own
+            wait = self._hook_wait(env, api, objects)
+            run_hooks(api, objects, Phase.POST_SYNC, options, wait=wait, guard=lock.guard)
+        except GitOpsError as exc:
+            message = str(exc) if isinstance(exc, HookFailedError) else f"post-sync hooks: {exc}"
+            return Health(HealthStatus.FAILED, message)
+        finally:
+            lock.release()
+        return health
+
+    def _hook_wait(self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...]) -> WaitForHooks:
+        """Hooks are followed as a rollout is (``sync --no-wait`` too: what runs after them waits
+        for them), within the environment's rollout timeout."""
+        settings = self.follow_settings
+        timeout = settings.timeout_s or env.health_timeout_s or default_timeout(o.manifest for o in objects)
+
+        def wait(keys: Sequence[ObjectKey]) -> tuple[Health, tuple[ObjectHealth, ...]]:
+            seen = follow(list(keys), LiveReads(api), timeout_s=timeout, poll_s=settings.poll_s, stop=self.stopping)
+            return seen.health, seen.objects
+
+        return wait
 
     def _follow(
         self, env: EnvironmentConfig, api: ClusterApi, objects: tuple[DesiredObject, ...], *, elapsed_before_s: float

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gitops_agent.adapters.github import GitHubClient
+from gitops_agent.cluster.hooks import HookFailedError
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.pass_rules import NOT_FOLLOWED, WAITING
@@ -41,7 +42,7 @@ def environment_report(result: PassResult, *, target_url: str | None = None) -> 
         target_url=target_url,
         approved_by=result.running.approved_by if result.running else "",
     )
-    if result.outcome == FAILED:
+    if result.outcome == FAILED and result.reason != HookFailedError.reason:  # a failed hook: as a rollout
         return replace(report, phase=_FAILED_PHASES.get(result.reason, Phase.APPLY_FAILED), error=result.error)
     if result.outcome == WAITING:
         return replace(report, phase=Phase.WAITING, waiting_hint=f"gitops-agent sync --env {result.environment}")

@@ -247,16 +247,18 @@ class KubeClient:
             sent=obj,
         )
 
-    def create(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str) -> KubeObject:
-        """Create; ConflictError when it already exists (Leases: two replicas race to create)."""
+    def create(self, obj: KubeObject, info: ResourceInfo, *, field_manager: str, dry_run: bool = False) -> KubeObject:
+        """Create; ConflictError when it already exists (Leases: two replicas race to create).
+        ``dry_run``: validated as a new object, stored nowhere (a hook about to be re-created)."""
         meta = obj.get("metadata") or {}
+        query = {"fieldManager": field_manager, **({"dryRun": "All"} if dry_run else {})}
         return self._request(
             "POST",
             info.path(meta.get("namespace")),
-            query={"fieldManager": field_manager},
+            query=query,
             body=obj,
             content_type="application/json",
-            verb="create",
+            verb="create-dry-run" if dry_run else "create",
             subject=ObjectKey.of(obj),
             sent=obj,
         )
@@ -345,7 +347,7 @@ class KubeClient:
         )
         with self._lock:  # passes of several environments, and one pass's workers, share a client
             self.requests[verb] += 1
-            if method != "GET" and verb != "apply-dry-run" and subject is not None:
+            if method != "GET" and not verb.endswith("dry-run") and subject is not None:
                 self.writes.append((verb, subject))
         try:
             response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)

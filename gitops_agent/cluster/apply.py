@@ -50,15 +50,18 @@ def apply_in_stages(
     *,
     wait: WaitForCrds = wait_for_crds,
     guard: Guard = unguarded,
+    before_rest: Callable[[], None] = lambda: None,
 ) -> Plan:
     """Applies the plan; returns it completed with the deferred objects' dry-runs. Raises
     ClusterError at the first failed write (``applied`` then says what was written), or what
-    ``guard`` raises before a batch."""
+    ``guard`` raises before a batch. ``before_rest`` (the pre-sync hooks) runs once every object
+    is validated, before the second stage is written."""
     first = plan.to_apply(first_stage=True)
     apply_in_order(api, first, o, applied, guard=guard)
     wait(api, [p for p in first if p.key.kind == "CustomResourceDefinition"])
     plans = {**plan.plans, **dry_run_plans(api, plan.deferred, live, o)}
     plan = replace(plan, plans=plans, deferred=())
+    before_rest()
     apply_in_order(api, plan.to_apply(first_stage=False), o, applied, guard=guard)
     return plan
 

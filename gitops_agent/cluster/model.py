@@ -67,6 +67,8 @@ class SyncResult:
     applied_keys: tuple[ObjectKey, ...] = field(default=())
     #: a dry run's: the environment's inventory as read (what it manages)
     inventory: frozenset[ObjectKey] = field(default=frozenset(), repr=False)
+    #: the commit's hooks were due and its pre-sync hooks ran (so its post-sync hooks run too)
+    hooks_ran: bool = False
 
     @property
     def ok(self) -> bool:

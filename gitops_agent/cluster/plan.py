@@ -4,6 +4,7 @@ Objects that can be validated only once their Namespace or CRD exists are deferr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -26,7 +27,16 @@ class Plan:
     deferred: tuple[PreparedObject, ...]
 
     def to_apply(self, *, first_stage: bool) -> list[PreparedObject]:
-        return [p for p in self.prepared if p.first_stage == first_stage and _needs_apply(self.plans.get(p.key))]
+        """What is applied with the rest (hooks run in their phase: ``cluster.hooks``)."""
+        return [
+            p
+            for p in self.prepared
+            if p.first_stage == first_stage and p.hook is None and _needs_apply(self.plans.get(p.key))
+        ]
+
+    @property
+    def hooks(self) -> tuple[PreparedObject, ...]:
+        return tuple(p for p in self.prepared if p.hook is not None)
 
 
 def plan_sync(
@@ -37,8 +47,11 @@ def plan_sync(
     plans: dict[ObjectKey, ObjectPlan] = {}
     deferred: list[PreparedObject] = []
     to_ask: list[PreparedObject] = []
+    anew: list[PreparedObject] = []
     for p in yielded:
-        if settled(p, live.get(p.key), only=o.only, force=o.force):
+        if p.hook is not None and p.hook.recreated and p.key in live:
+            anew.append(p)  # deleted before it is created again: validated as a new object
+        elif settled(p, live.get(p.key), only=o.only, force=o.force):
             plans[p.key] = ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
         elif waits_for_first_stage(
             p, kind_served=api.lookup(p.key.group, p.key.kind) is not None, new_namespaces=fresh
@@ -47,7 +60,20 @@ def plan_sync(
         else:
             to_ask.append(p)
     plans.update(dry_run_plans(api, to_ask, live, o))
+    plans.update(in_parallel(lambda p: dry_run_as_new(api, p, o), anew, concurrency=o.concurrency))
     return Plan(yielded, plans, tuple(deferred))
+
+
+def dry_run_as_new(api: ClusterApi, p: PreparedObject, o: SyncOptions) -> tuple[ObjectKey, ObjectPlan]:
+    """A hook whose previous run is deleted before it is created again: a dry-run apply over the
+    previous run would refuse its changes (a Job's template is immutable), so it is dry-run as a
+    create under a generated name (at most 63 characters, as Job names must be)."""
+    manifest = json.loads(json.dumps(p.manifest))
+    meta = manifest["metadata"]
+    meta["generateName"] = f"{str(meta.pop('name'))[:57]}-"
+    server = api.kube.create(manifest, api.resource_for(p), field_manager=o.field_manager, dry_run=True)
+    after = normalize({**server, "metadata": {**server.get("metadata", {}), "name": p.key.name}})
+    return p.key, ObjectPlan(p.key, Action.CREATED, (), unified_diff(str(p.key), None, after), source=p.source)
 
 
 def dry_run_plans(

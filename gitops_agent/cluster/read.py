@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from gitops_agent.adapters.kube import ResourceInfo
 from gitops_agent.cluster.api import ClusterApi
+from gitops_agent.core.hooks import is_hook
 from gitops_agent.core.prepare import ENV_LABEL, PreparedObject
 from gitops_agent.model import KubeObject, ObjectKey
 
@@ -54,7 +55,8 @@ def read_labelled(
             key = ObjectKey.of(obj)
             if key in wanted:
                 live[key] = obj
-            elif key.namespace == namespace:  # another agent's environment may share the name elsewhere
+            # another agent's environment may share the name elsewhere; a hook's run is no drift
+            elif key.namespace == namespace and not is_hook(obj):
                 extra.append(obj)
     for key in sorted(wanted - set(live)):
         found = api.get(key)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from gitops_agent.core.hooks import HOOK_ANNOTATION, Hook, classify
 from gitops_agent.core.secret_check import secret_problems
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey, api_group
@@ -55,9 +56,11 @@ class PreparedObject:
     manifest: KubeObject
     source: str
     manifest_hash: str
-    #: False for objects the agent adds itself (the environment's namespace): never inventoried,
-    #: so never pruned
+    #: False for objects the agent adds itself (the environment's namespace) and for hooks: never
+    #: inventoried, so never pruned
     inventoried: bool = True
+    #: a sync hook (``core.hooks``): run in its phase, never applied with the rest
+    hook: Hook | None = None
 
     @property
     def first_stage(self) -> bool:
@@ -72,8 +75,10 @@ def prepare(
     scope_of: ScopeLookup,
 ) -> tuple[PreparedObject, ...]:
     """Default namespaces, add labels and hashes, check for duplicates and Secret values that are
-    not strings (the server's refusal would quote them), sort in apply order."""
+    not strings (the server's refusal would quote them), sort in apply order. Objects a hook
+    annotation skips (Argo CD's Skip, Helm's tests…) are left out; hooks are marked."""
     _refuse_bad_secret_values(objects)
+    objects = [o for o in objects if not classify(o.manifest, f"{o.source}: {o.key}").skipped]
     scopes = _with_snapshot_crds(objects, scope_of)
     prepared = [_prepare_one(o, environment, default_namespace, scopes) for o in objects]
     _refuse_duplicates(prepared)
@@ -118,6 +123,10 @@ def _prepare_one(obj: DesiredObject, environment: str, default_namespace: str, s
     meta["labels"] = {**labels, ENV_LABEL: environment, MANAGED_BY_LABEL: MANAGED_BY}
     annotations = meta.get("annotations") or {}
     meta["annotations"] = {**annotations, MANIFEST_HASH_ANNOTATION: digest}
+    hook = classify(manifest, f"{obj.source}: {obj.key}").hook
+    if hook is not None:  # whatever dialect named it: the live object says it is a hook
+        meta["annotations"][HOOK_ANNOTATION] = hook.phase.value
+        return PreparedObject(ObjectKey.of(manifest), manifest, obj.source, digest, inventoried=False, hook=hook)
     return PreparedObject(ObjectKey.of(manifest), manifest, obj.source, digest)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from gitops_agent.core.diff import covers
 from gitops_agent.core.inventory import Inventory
-from gitops_agent.core.prepare import ENV_LABEL, MANIFEST_HASH_ANNOTATION, PreparedObject
+from gitops_agent.core.prepare import ENV_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MANIFEST_HASH_ANNOTATION, PreparedObject
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import KubeObject, ObjectKey
 
@@ -64,10 +64,15 @@ def settled(
         return True
     if _owner(live) != _owner(p.manifest):
         return False  # another environment's, or released: taking it over is a write
-    applied_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_HASH_ANNOTATION)
-    if not force and only is None and p.manifest_hash and applied_hash == p.manifest_hash:
+    if not force and only is None and p.manifest_hash and applied_hash(live) == p.manifest_hash:
         return True
     return covers(p.manifest, live)
+
+
+def applied_hash(live: KubeObject) -> str | None:
+    """The manifest hash the agent last applied to this live object."""
+    found = ((live.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_HASH_ANNOTATION)
+    return str(found) if found is not None else None
 
 
 def _owner(obj: KubeObject) -> str | None:
@@ -85,3 +90,25 @@ def waits_for_first_stage(p: PreparedObject, *, kind_served: bool, new_namespace
 
 def new_namespaces(prepared: Iterable[PreparedObject], live: Mapping[ObjectKey, KubeObject]) -> set[str]:
     return {p.key.name for p in prepared if p.key.kind == "Namespace" and p.key not in live}
+
+
+def created_by_agent(live: KubeObject | None, environment: str) -> bool:
+    """Does this live object carry the labels the agent writes for ``environment``?"""
+    labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(ENV_LABEL) == environment and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+def refuse_foreign_hooks(
+    environment: str, prepared: Iterable[PreparedObject], live: Mapping[ObjectKey, KubeObject]
+) -> None:
+    """A hook re-created before it runs (before-hook-creation) deletes the live object of its name:
+    only one the agent created for this environment, never someone else's (refused before any write)."""
+    for p in prepared:
+        if p.hook is None or not p.hook.recreated or p.key not in live:
+            continue
+        if not created_by_agent(live[p.key], environment):
+            raise ValidationError(
+                f"{p.source}: {p.key}: a hook with delete policy before-hook-creation, and an object of that "
+                f"name exists that the agent did not create for {environment}: it is not deleted (rename the hook, "
+                "or delete the object)"
+            )
