@@ -18,7 +18,7 @@ from gitops_agent.model import Action, HealthStatus, ObjectHealth, ObjectKey
 
 if TYPE_CHECKING:
     from gitops_agent.cluster import ObjectPlan, SyncResult
-    from gitops_agent.queries import EnvironmentStatus, HistoryEntry
+    from gitops_agent.queries import EnvironmentStatus, HistoryEntry, PrEnvironmentStatus
     from gitops_agent.reconcile import PassResult
     from gitops_agent.rollout import RolloutProgress
 
@@ -79,6 +79,7 @@ def drift_json(r: PassResult) -> dict[str, Any]:
 def history_json(h: HistoryEntry) -> dict[str, Any]:
     return {
         **asdict(h.entry),
+        "charts": [asdict(c) for c in h.entry.charts],
         "running": h.running,
         "since": h.since,
         "paths": list(h.paths),
@@ -90,7 +91,25 @@ def history_json(h: HistoryEntry) -> dict[str, Any]:
 
 def status_row_json(r: EnvironmentStatus) -> dict[str, Any]:
     """One environment of ``gitops-agent status``."""
-    return asdict(r)
+    return {**asdict(r), "charts": list(r.charts)}
+
+
+def pr_environment_json(p: PrEnvironmentStatus) -> dict[str, Any]:
+    """One pull request's environment (``status --output json`` and ``/status``)."""
+    return asdict(p)
+
+
+def format_pr_environments(rows: Sequence[PrEnvironmentStatus]) -> str:
+    """The PR environments under ``gitops-agent status``'s table ("" when there are none)."""
+    if not rows:
+        return ""
+    header = ("PR ENVIRONMENT", "OF", "PR", "NAMESPACE", "HEAD", "HEALTH", "EXPIRES")
+    table = [header] + [
+        (p.name, p.environment, f"#{p.pull_request}", p.namespace, p.head[:12] or "-", p.health or "-", p.expires)
+        for p in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def health_json(
@@ -192,8 +211,9 @@ def format_status(rows: Sequence[EnvironmentStatus]) -> str:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    charts = [f"{r.environment}: chart {c}" for r in rows for c in r.charts]
     errors = [f"{r.environment}: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + errors)
+    return "\n".join(lines + charts + errors)
 
 
 def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
@@ -209,6 +229,7 @@ def format_history(environment: str, entries: Sequence[HistoryEntry]) -> str:
             mark = f"  (approved by @{e.approved_by})" + mark
         rollout = f"; rollout {e.rollout}" if e.rollout else ""  # how far the apply's rollout got
         lines.append(f"{e.time}  {e.commit[:12]}  {e.result:<8} {e.summary or e.message}{rollout}{mark}")
+        lines += [f"    chart {c.short} {c.digest} from {c.source}" for c in e.charts]  # provenance
         lines += _rolled_forward(h)
         lines += [f"    {c.sha[:12]} {c.date:%Y-%m-%d %H:%M} {c.author}: {c.subject}" for c in h.commits]
     return "\n".join(lines)

@@ -52,6 +52,8 @@ class EnvironmentStatus:
     drift_unexpected: int = 0
     health: str = ""  # Current | InProgress | Failed | Unknown: the worst of its objects
     error: str = ""
+    #: the charts the applied snapshot was rendered from: "web 1.2.3 (sha256:…)"
+    charts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ class Queries:
                 drift_expected=counts.expected,
                 drift_unexpected=counts.unexpected,
                 health=aggregate(o.status for o in health).value if applied else "",
+                charts=tuple(f"{c.short} ({c.digest})" for c in last.charts) if last else (),
             )
         except GitOpsError as exc:
             return EnvironmentStatus(env.name, target, applied, 0, False, f"error: {exc.reason}", error=str(exc))

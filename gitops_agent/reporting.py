@@ -13,6 +13,7 @@ from dataclasses import replace
 from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.cluster.hooks import HookFailedError
 from gitops_agent.core.drift import DriftCounts
+from gitops_agent.core.helm import describe
 from gitops_agent.core.ledger import FAILED
 from gitops_agent.core.pass_rules import NOT_FOLLOWED, WAITING
 from gitops_agent.core.report import EnvironmentReport, Phase, change_counts, commit_status, summary_counts
@@ -41,6 +42,7 @@ def environment_report(result: PassResult, *, target_url: str | None = None) -> 
         drift_unexpected=drift.unexpected,
         target_url=target_url,
         approved_by=result.running.approved_by if result.running else "",
+        charts=describe(result.running.charts) if result.running else "",
     )
     if result.outcome == FAILED and result.reason != HookFailedError.reason:  # a failed hook: as a rollout
         return replace(report, phase=_FAILED_PHASES.get(result.reason, Phase.APPLY_FAILED), error=result.error)

@@ -83,6 +83,8 @@ class EnvironmentReport:
     waiting_hint: str = ""
     #: the GitHub login that approved applying this commit to a ``manual`` environment
     approved_by: str = ""
+    #: the charts of the commit's snapshot, as ``describe`` says them: "web 1.2.3"
+    charts: str = ""
     error: str = ""
     drift_expected: int = 0
     drift_unexpected: int = 0
@@ -126,7 +128,7 @@ def _state_and_text(r: EnvironmentReport) -> tuple[StatusState, str]:
         return StatusState.PENDING, f"applying {r.changes}" if r.changes else "applying"
     if r.phase is Phase.PROGRESSING:
         rollout = f"rollout in progress: {r.health_message}" if r.health_message else "rollout in progress"
-        return StatusState.PENDING, _join(r.changes, rollout)
+        return StatusState.PENDING, _join(r.charts, r.changes, rollout)
     if r.phase is Phase.ROLLOUT_FAILED:
         return StatusState.FAILURE, f"rollout failed: {r.health_message}" if r.health_message else "rollout failed"
     if r.drift_unexpected:
@@ -136,7 +138,7 @@ def _state_and_text(r: EnvironmentReport) -> tuple[StatusState, str]:
 
 def _outcome_words(r: EnvironmentReport) -> str:
     outcome = f"{r.changes}; rollout healthy" if r.changes else "no changes; healthy"
-    return _join(outcome, f"approved by @{r.approved_by}" if r.approved_by else "")
+    return _join(r.charts, outcome, f"approved by @{r.approved_by}" if r.approved_by else "")
 
 
 def _drift_words(r: EnvironmentReport) -> str:

@@ -205,7 +205,7 @@ def test_history_json() -> None:
     out = history_json(HistoryEntry(entry, (commit,), True))
     assert list(out) == [
         "commit", "time", "agent_version", "result", "summary", "message", "forced", "snapshot_hash",
-        "rolled_back_from", "approved_by", "rollout", "rollout_message", "running", "since", "paths", "commits",
+        "rolled_back_from", "approved_by", "rollout", "rollout_message", "charts", "running", "since", "paths", "commits",
     ]  # fmt: skip
     assert out["running"] is True and out["rolled_back_from"] == "f" * 40
     assert out["commits"] == [{"sha": SHA, "author": "Ada", "date": "2024-05-01T09:30:00+00:00", "subject": "Bump api"}]
@@ -309,6 +309,9 @@ class FakeAgent:
     def status(self, env: str | None) -> list[EnvironmentStatus]:
         return [EnvironmentStatus("dev", SHA, SHA, 12, True, "applied", drift_expected=1, health="Current")]
 
+    def pull_request_environments(self) -> None:
+        return None  # none configured
+
     def history(self, env: str) -> list[HistoryEntry]:
         commit = CommitInfo("a" * 40, "Ada", datetime(2024, 5, 1, 9, 30, tzinfo=UTC), "Bump api")
         return [
@@ -367,6 +370,7 @@ def test_status_command(capsys: pytest.CaptureFixture[str]) -> None:
                 "drift_unexpected": 0,
                 "health": "Current",
                 "error": "",
+                "charts": [],
             }
         ]
     }
