@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok once per version
-# into ~/.cache/gitops-agent (cold: 10-25 min on 2 cores; warm: instant).
+# into ~/.cache/gitops-agent (cold: 10-25 min on 2 cores; warm: instant), and helm (cold: ~1 min).
 controlplane:
 	@bash tests/controlplane/build.sh >/dev/null
+	@bash tests/controlplane/build-helm.sh >/dev/null
 
 lint: install
 	$(BIN)/ruff check gitops_agent tests
@@ -47,6 +48,7 @@ cluster-down:
 # The agent renders Kustomize overlays with the kubectl built beside the control plane.
 demo: install cluster-up
 	GITOPS_AGENT_KUSTOMIZE=$$(bash tests/controlplane/build.sh)/kubectl \
+	GITOPS_AGENT_HELM=$$(bash tests/controlplane/build-helm.sh) \
 	  $(BIN)/python -m gitops_agent.demo --kubeconfig $(CLUSTER_DIR)/kubeconfig
 
 bench: install cluster-up

@@ -9,8 +9,10 @@ running cluster (e.g. ``make cluster-up``, then ``GITOPS_AGENT_KUBECONFIG=.clust
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
@@ -22,6 +24,8 @@ from tests.support.polling import wait_until
 
 KUBECONFIG_ENV = "GITOPS_AGENT_KUBECONFIG"
 KUSTOMIZE_ENV = "GITOPS_AGENT_KUSTOMIZE"
+HELM_ENV = "GITOPS_AGENT_HELM"
+BUILD_HELM = Path(__file__).parent / "controlplane" / "build-helm.sh"
 NAMESPACE_LABEL = "gitops-agent.test/namespace"  # marks namespaces made by the `namespace` fixture
 
 
@@ -100,6 +104,16 @@ def kustomize_binary(request: pytest.FixtureRequest) -> None:
     bins = harness.bin_dir() if request.node.get_closest_marker("integration") else harness.cached_bin_dir()
     if bins is not None:
         os.environ[KUSTOMIZE_ENV] = str(bins / "kubectl")
+
+
+@pytest.fixture(autouse=True)
+def helm_binary(request: pytest.FixtureRequest) -> None:
+    """Charts render with the helm tests/controlplane/build-helm.sh builds (pinned, as the image's),
+    never one a machine happens to have; integration tests build it when missing (about a minute)."""
+    if os.environ.get(HELM_ENV) or not request.node.get_closest_marker("integration"):
+        return
+    built = subprocess.run(["bash", str(BUILD_HELM)], check=True, capture_output=True, text=True)
+    os.environ[HELM_ENV] = built.stdout.strip()
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
