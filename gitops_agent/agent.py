@@ -11,7 +11,7 @@ from gitops_agent.cluster.clients import Clusters
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.errors import GitOpsError
 from gitops_agent.model import DesiredObject, ObjectHealth
-from gitops_agent.queries import EnvironmentStatus, HistoryEntry, Queries
+from gitops_agent.queries import EnvironmentStatus, HistoryEntry, PrEnvironmentStatus, Queries
 from gitops_agent.reconcile import PassRequest, PassResult, Reconciler
 from gitops_agent.snapshots import Snapshots
 
@@ -63,6 +63,12 @@ class Agent:
     def status(self, name: str | None = None) -> list[EnvironmentStatus]:
         fetch_error = self.fetch()
         return [self.queries.status(env, fetch_error) for env in self.environments(name)]
+
+    def pull_request_environments(self) -> list[PrEnvironmentStatus] | None:
+        """The live PR environments; None when no environment gets one per pull request."""
+        if not self.config.pull_request_environments:
+            return None
+        return self.queries.pull_request_environments()
 
     def history(self, name: str) -> list[HistoryEntry]:
         self._fetch_or_raise()

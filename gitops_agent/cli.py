@@ -38,11 +38,13 @@ from gitops_agent.present import (
     format_health,
     format_history,
     format_pass,
+    format_pr_environments,
     format_progress,
     format_status,
     health_json,
     history_json,
     pass_json,
+    pr_environment_json,
     status_row_json,
 )
 from gitops_agent.reconcile import FollowSettings, PassResult
@@ -309,10 +311,14 @@ def _drift(w: Wiring, args: argparse.Namespace) -> int:
 
 def _status(w: Wiring, args: argparse.Namespace) -> int:
     rows = w.agent.status(args.env)
+    prs = None if args.env else w.agent.pull_request_environments()  # None: none configured
     if args.output == "json":
-        _print_json({"environments": [status_row_json(r) for r in rows]})
+        extra = {"pull_request_environments": [pr_environment_json(p) for p in prs]} if prs is not None else {}
+        _print_json({"environments": [status_row_json(r) for r in rows], **extra})
     else:
         print(format_status(rows))
+        if prs:
+            print("\n" + format_pr_environments(prs))
     return EXIT_OK if all(not r.error for r in rows) else EXIT_CHANGES
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import replace
@@ -34,6 +35,7 @@ from gitops_agent.config import EnvironmentConfig, PullRequestEnvironmentConfig
 from gitops_agent.core.pr_env import (
     STATUS_CONTEXT,
     LivePrEnvironment,
+    Moved,
     Outcome,
     PrNamespace,
     deploying,
@@ -92,37 +94,57 @@ def derived_environment(base: EnvironmentConfig, number: int, namespace: str) ->
 
 
 class PrSnapshots(Snapshots):
-    """Snapshots of PR environments too: the configured environment's render at the commit, moved
+    """Snapshots of PR environments too: the configured environment's snapshot at the commit, moved
     into the PR's namespace (``core.pr_env.move_into``); any other environment as ``Snapshots``."""
 
     def __init__(self, snapshots: Snapshots, clusters: Clusters) -> None:
-        super().__init__(snapshots.config, snapshots.source, snapshots.kustomize)
+        # The agent's source, renderers and limits, whatever ``Snapshots`` holds; a cache of its own,
+        # so PR heads never push the configured environments' snapshots out of the agent's.
+        vars(self).update(vars(snapshots))
+        self._kept = OrderedDict()
+        self._lock = threading.Lock()
         self._clusters = clusters
+        self._pr_lock = threading.Lock()
         self._bases: dict[str, EnvironmentConfig] = {}  # derived name -> configured environment
-        #: per derived environment: (commit, what its render left out)
-        self.left_out: dict[str, tuple[str, tuple[str, ...]]] = {}
+        #: per derived environment: its last snapshot (commit, objects, what was left out)
+        self._moved: dict[str, tuple[str, Moved]] = {}
 
     def register(self, derived: EnvironmentConfig, base: EnvironmentConfig) -> None:
-        with self._lock:
+        with self._pr_lock:
             self._bases[derived.name] = base
 
-    def render(self, env: EnvironmentConfig, commit: str) -> list[DesiredObject]:
-        with self._lock:
-            base = self._bases.get(env.name)
-        if base is None:
-            return super().render(env, commit)
+    def snapshot(self, env: EnvironmentConfig, commit: str) -> tuple[DesiredObject, ...]:
+        return self.moved(env, commit).objects if self._base(env) else super().snapshot(env, commit)
+
+    def moved(self, env: EnvironmentConfig, commit: str) -> Moved:
+        """A PR environment's snapshot and what it left out (rendered once per head)."""
+        base = self._base(env)
+        assert base is not None, f"{env.name} is not a PR environment"
+        with self._pr_lock:
+            kept = self._moved.get(env.name)
+        if kept is not None and kept[0] == commit:
+            return kept[1]
         api = self._clusters.agent_api(env)
 
         def scope_of(group: str, kind: str) -> bool | None:
             info = api.lookup(group, kind)
             return None if info is None else info.namespaced
 
-        moved = move_into(super().render(base, commit), env.namespace, scope_of)
+        moved = move_into(super().snapshot(base, commit), env.namespace, scope_of)
         offline = [ScopedObject(o.key, o.source, True) for o in moved.objects]
         check_scope(offline, env.boundary, environment=env.name, agent_namespace=self.config.agent.namespace)
-        with self._lock:
-            self.left_out[env.name] = (commit, moved.left_out)
-        return list(moved.objects)
+        with self._pr_lock:
+            self._moved[env.name] = (commit, moved)
+        return moved
+
+    def left_out(self, name: str, commit: str) -> tuple[str, ...]:
+        with self._pr_lock:
+            kept = self._moved.get(name)
+        return kept[1].left_out if kept is not None and kept[0] == commit else ()
+
+    def _base(self, env: EnvironmentConfig) -> EnvironmentConfig | None:
+        with self._pr_lock:
+            return self._bases.get(env.name)
 
 
 class PullRequestEnvironments:
@@ -266,8 +288,7 @@ class PullRequestEnvironments:
         return outcome
 
     def _outcome(self, base: str, namespace: str, name: str, r: PassResult) -> Outcome:
-        commit, left = self.snapshots.left_out.get(name, ("", ()))
-        left = left if commit == r.commit else ()
+        left = self.snapshots.left_out(name, r.commit)
         changes = r.sync.changes.summary() if r.sync is not None else ""
         health = r.health.status.value if r.health is not None else ""
         message = r.health.message if r.health is not None else ""

@@ -60,6 +60,8 @@ class TrustGitHub(Protocol):
 class GateAnswer:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    #: the pull request passed the trust rule on its own (what PR environments ask too)
+    trusted: bool = False
 
 
 class PreviewGate:
@@ -89,7 +91,7 @@ class PreviewGate:
         queued = self.daemon.preview(event.number, event.head_sha, event.base_ref)
         log.info("webhook %s: pull request #%d at %s: preview %s", delivery, event.number, event.head_sha[:12],
                  "queued" if queued else "not configured")  # fmt: skip
-        return GateAnswer(202, {**answer, "preview": queued})
+        return GateAnswer(202, {**answer, "preview": queued}, trusted=True)
 
     def comment(self, body: bytes, delivery: str) -> GateAnswer | None:
         """An ``issue_comment`` delivery: None unless it is a ``/preview`` command."""

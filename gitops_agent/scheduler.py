@@ -48,8 +48,11 @@ from gitops_agent.errors import GitOpsError
 from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.logging_setup import log_context, set_commit
 from gitops_agent.metrics import Metrics
+from gitops_agent.pr_environments import SWEEP_INTERVAL_S as PR_SWEEP_INTERVAL_S
+from gitops_agent.pr_environments import PullRequestEnvironments
 from gitops_agent.present import summarize
 from gitops_agent.preview_queue import Previewer, PreviewQueue
+from gitops_agent.queries import PrEnvironmentStatus
 from gitops_agent.readiness import ClusterProbe, Readiness
 from gitops_agent.reconcile import PassRequest, PassResult
 from gitops_agent.shared_fetch import SharedFetch
@@ -109,6 +112,7 @@ class SchedulerStatus:
     fetch_error: str
     environments: tuple[EnvironmentView, ...]
     git_cache: CacheStats | None = None  # None until measured (previews configured)
+    pull_request_environments: tuple[PrEnvironmentStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class Scheduler:
         relay: Relay | None = None,
         previewer: Previewer | None = None,
         pull_refs: PullRefKeeper | None = None,
+        pr_environments: PullRequestEnvironments | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -178,6 +183,8 @@ class Scheduler:
         #: None when GitHub is not configured
         self.previews = PreviewQueue(previewer, pull_refs) if previewer is not None else None
         self._pull_refs = pull_refs
+        #: None when no environment gets one per pull request; they write, so only the leader runs them
+        self.pr_environments = pr_environments
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
         self._pool = futures.ThreadPoolExecutor(max_workers=len(self._envs), thread_name_prefix="pass")
@@ -207,6 +214,11 @@ class Scheduler:
                 self.previews.sweep, "interval", seconds=SWEEP_INTERVAL_S, id="git-cache", name="git cache sweep",
                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
             )  # fmt: skip
+        if self.pr_environments is not None:  # the leader's: a missed webhook leaks nothing
+            self._scheduler.add_job(
+                self._sweep_pr_environments, "interval", seconds=PR_SWEEP_INTERVAL_S, id="pr-env-sweep",
+                name="PR environment sweep", max_instances=1, coalesce=True,
+            )  # fmt: skip
         self._scheduler.start()
         log.info("scheduler started for %s", ", ".join(self._envs))
 
@@ -219,6 +231,7 @@ class Scheduler:
         if changed and leading:
             log.info("leading: reconciling every environment")
             self.trigger(list(self._envs), urgent=False)
+            self._sweep_pr_environments()  # at start-up (or take-over): what closed meanwhile goes
         elif changed:
             log.warning("no longer leading: no new passes")
 
@@ -231,6 +244,8 @@ class Scheduler:
         self._pool.shutdown(wait=False, cancel_futures=True)  # passes queued but not started never start
         if self.previews is not None:
             self.previews.stop()
+        if self.pr_environments is not None:
+            self.pr_environments.stop()
         timeout = self.options.shutdown_timeout_s if timeout_s is None else timeout_s
         with self._cond:
             idle = self._cond.wait_for(lambda: not self._running(), timeout)
@@ -265,9 +280,18 @@ class Scheduler:
         self.previews.submit(number, head_sha, base_ref)
         return True
 
+    def deploy_pull_request(self, number: int, head_sha: str, base_ref: str) -> tuple[str, ...]:
+        """Queue a deploy of a trusted pull request's head into its PR environments; the configured
+        environments it gets one of (none when not configured, or on a replica that does not lead)."""
+        if self.pr_environments is None or self._stopping or not self._leading:
+            return ()
+        return self.pr_environments.submit(number, head_sha, base_ref)
+
     def pull_request_closed(self, number: int) -> bool:
-        """A pull request was closed: its fetched head leaves the git cache. False when previews
-        are not configured."""
+        """A pull request was closed: its PR environments go (the leader's), its fetched head leaves
+        the git cache. False when previews are not configured."""
+        if self.pr_environments is not None and self._leading and not self._stopping:
+            self.pr_environments.closed(number)
         if self.previews is None or self._stopping:
             return False
         self.previews.closed(number)
@@ -403,6 +427,10 @@ class Scheduler:
     def _fetch_if_stale(self) -> GitOpsError | None:
         return self._fetch.fetch_if_stale()
 
+    def _sweep_pr_environments(self) -> None:
+        if self.pr_environments is not None and self._leading and not self._stopping:
+            self.pr_environments.sweep()
+
     def _warm_fetch(self) -> None:
         """Followers fetch at the poll interval: ready (/readyz) and fast to take over."""
         if not self._leading and not self._stopping:
@@ -420,7 +448,8 @@ class Scheduler:
             leading = self._leading
         error = self._fetch.error
         cache = self._pull_refs.stats() if self._pull_refs is not None else None
-        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs, cache)
+        prs = self.pr_environments.status() if self.pr_environments is not None else ()
+        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs, cache, prs)
 
     def _interval(self, env: EnvironmentConfig) -> float:
         return interval_of(env.interval_s, self.config.repo.poll_interval_s)

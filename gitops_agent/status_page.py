@@ -9,15 +9,16 @@ from typing import Any
 
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.ledger import MESSAGE_CHARS, SUMMARY_CHARS, clip
-from gitops_agent.present import drift_counts_json, summarize
+from gitops_agent.present import drift_counts_json, pr_environment_json, summarize
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
 
 
 def status_json(status: SchedulerStatus) -> dict[str, Any]:
     """The stable JSON of ``GET /status`` (the README documents each field): ``leader``,
-    ``identity``, ``ready``, ``not_ready``, ``fetch_error``, ``git_cache: {bytes, pull_refs} | null``
-    and ``environments``, each with its last
+    ``identity``, ``ready``, ``not_ready``, ``fetch_error``, ``git_cache: {bytes, pull_refs} | null``,
+    ``pull_request_environments`` (``environment, name, namespace, pull_request, head, applied,
+    health, expires``) and ``environments``, each with its last
     pass: ``name, policy, branch, interval_s, running, pending, commit, outcome, ok, summary,
     drift: {expected, unexpected}, health: {status, message} | null, last_error, reason,
     finished_at, duration_s, last_success_at``."""
@@ -29,6 +30,7 @@ def status_json(status: SchedulerStatus) -> dict[str, Any]:
         "fetch_error": clip(status.fetch_error, MESSAGE_CHARS),
         "git_cache": {"bytes": c.bytes, "pull_refs": c.pull_refs} if (c := status.git_cache) else None,
         "environments": [_environment_json(v) for v in status.environments],
+        "pull_request_environments": [pr_environment_json(p) for p in status.pull_request_environments],
     }
 
 

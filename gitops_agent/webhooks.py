@@ -8,7 +8,8 @@ which coalesces a flood of pushes.
 
     push                    fetch and pass the environments following the pushed branch
     pull_request            (opened, synchronize, …) preview the PR head, if its author is trusted
-                            (``preview_gate``); closed: drop its head from the cache
+                            (``preview_gate``), and deploy it into its PR environments
+                            (``pr_environments``); closed: remove those, drop its head from the cache
     issue_comment           ``/preview``: a maintainer previews a PR (``preview_gate``)
     check_run, issue_comment  approvals (``gitops_agent.approvals``)
 
@@ -25,6 +26,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from gitops_agent.approvals import APPROVAL_EVENTS, Approvals
+from gitops_agent.core.pr_env import DEPLOY_ACTIONS
 from gitops_agent.core.webhook import (
     PREVIEW_ACTIONS,
     SIGNATURE_PREFIX,
@@ -52,6 +54,8 @@ class WebhookDaemon(Protocol):
     def preview(self, number: int, head_sha: str, base_ref: str) -> bool: ...
 
     def pull_request_closed(self, number: int) -> bool: ...
+
+    def deploy_pull_request(self, number: int, head_sha: str, base_ref: str) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,15 @@ class Webhooks:
                 HTTPStatus.ACCEPTED, {"event": "pull_request", "action": event.action, "ignored": True}
             )
         answer = self.previews.pull_request(event, delivery)
-        return WebhookAnswer(HTTPStatus(answer.status), answer.body)
+        out = answer.body
+        # PR environments run the head in the cluster: only for a PR the preview rule trusts
+        if answer.trusted and event.action in DEPLOY_ACTIONS:
+            deployed = self.daemon.deploy_pull_request(event.number, event.head_sha, event.base_ref)
+            if deployed:
+                log.info("webhook %s: pull request #%d: PR environments of %s queued", delivery, event.number,
+                         ", ".join(deployed))  # fmt: skip
+                out = {**out, "pr_environments": list(deployed)}
+        return WebhookAnswer(HTTPStatus(answer.status), out)
 
     def _approval(self, event: str, body: bytes, delivery: str) -> WebhookAnswer:
         if self.approvals is None:

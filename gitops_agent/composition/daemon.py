@@ -20,6 +20,7 @@ from gitops_agent.config import Config
 from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
 from gitops_agent.metrics import Metrics
+from gitops_agent.pr_environments import PullRequestEnvironments
 from gitops_agent.readiness import cluster_probe
 from gitops_agent.reporting import Reporter
 from gitops_agent.scheduler import Scheduler, SchedulerOptions
@@ -80,6 +81,7 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         previewer=_previewer(agent, github),
         # previews fetch pull-request heads: the keeper bounds them and measures the cache
         pull_refs=PullRefKeeper(GitCache(agent.snapshots.source), on_measure=metrics.observe_git_cache),
+        pr_environments=PullRequestEnvironments(agent, github) if config.pull_request_environments else None,
     )
     elector = None
     if lease_kube is not None:
