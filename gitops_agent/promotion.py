@@ -26,9 +26,14 @@ from gitops_agent.adapters.git_source import CommitInfo
 from gitops_agent.adapters.git_workspace import Workspace
 from gitops_agent.agent import Agent
 from gitops_agent.config import EnvironmentConfig
-from gitops_agent.core.promote import FieldChange, Promotion, plan_promotion
+from gitops_agent.core.promote import ChartChange, FieldChange, Promotion, chart_changes, plan_promotion
 from gitops_agent.core.render import KUSTOMIZATION_NAMES, is_manifest_path
-from gitops_agent.core.yaml_edit import set_fields, set_kustomize_images, set_workload_images
+from gitops_agent.core.yaml_edit import (
+    set_fields,
+    set_kustomize_chart_versions,
+    set_kustomize_images,
+    set_workload_images,
+)
 from gitops_agent.errors import ConfigError, RenderError, SourceError
 from gitops_agent.reconcile import PassRequest, PassResult
 from gitops_agent.snapshots import same_snapshot
@@ -91,6 +96,8 @@ def promote(
         app=app,
         fields=agent.config.promotion.fields,
     )
+    charts = chart_changes(agent.snapshots.charts(src, src_commit), agent.snapshots.charts(dst, dst_commit))
+    promotion = replace(promotion, charts=tuple(c for c in charts if app is None or c.name == app))
     base = agent.config.branch_of(dst)
     branch = f"promote/{src.name}-to-{dst.name}/{src_commit[:12]}"
     if promotion.empty:
@@ -99,15 +106,17 @@ def promote(
     workspace = Workspace(agent.snapshots.source)
     workspace.update()
     workspace.checkout(dst_commit, branch)
-    changed = write_promotion(workspace.root, dst.path, promotion)
+    chart_files, promotion = _write_charts(agent, workspace.root, src, dst, (src_commit, dst_commit), promotion, app)
+    if promotion.empty and not chart_files:
+        return Proposal(branch, base, "", "", "", dry_run, notes=promotion.notes, promotion=promotion)
+    changed = sorted({*chart_files, *write_promotion(workspace.root, dst.path, promotion)})
     diff = workspace.stage(changed)
     # Since the target's files last changed (its last promotion), what changed the source's files.
     since = workspace.last_change(dst_commit, dst.path)
     commits = workspace.log(since, src_commit, [src.path], limit=COMMITS_SHOWN)
-    title = _title(
-        f"Promote {src.name} → {dst.name}: " + ", ".join(f"{c.name} {c.to.version}" for c in promotion.images)
-    )
-    if not promotion.images:
+    moved = [f"{c.name} {c.version}" for c in promotion.charts] + [f"{c.name} {c.to.version}" for c in promotion.images]
+    title = _title(f"Promote {src.name} → {dst.name}: " + ", ".join(moved))
+    if not moved:
         title = _title(f"Promote {src.name} → {dst.name}: {len(promotion.fields)} field(s)")
     body = promotion_body(promotion, src_commit=src_commit, dst_commit=dst_commit, commits=commits, app=app)
     proposal = Proposal(branch, base, title, body, diff, dry_run, notes=promotion.notes, promotion=promotion)
@@ -115,6 +124,56 @@ def promote(
         return proposal
     message = f"{title}\n\n" + "\n".join(promotion.lines()) + f"\n\nFrom {src.name} at {src_commit}.\n"
     return _propose(workspace, github, proposal, message)
+
+
+def _write_charts(
+    agent: Agent,
+    root: Path,
+    src: EnvironmentConfig,
+    dst: EnvironmentConfig,
+    commits: tuple[str, str],
+    promotion: Promotion,
+    app: str | None,
+) -> tuple[list[str], Promotion]:
+    """Chart versions first: a new chart version brings its own images and fields, so what else
+    differs is planned again against the target as rendered with the source's chart versions.
+    A chart whose version no file of the target sets (``helm.chart`` in the agent config) is a note."""
+    if not promotion.charts:
+        return [], promotion
+    changed, unwritten = write_chart_versions(root, dst.path, promotion.charts)
+    notes = [
+        f"chart {c.name}: no helmCharts entry of {dst.path} sets its version (helm.chart.version in the agent "
+        f"config?); set it to {c.version} there"
+        for c in unwritten
+    ]
+    retargeted = agent.snapshots.render_tree(root, dst.path) if changed else agent.snapshot(dst, commits[1])
+    replanned = plan_promotion(
+        agent.snapshot(src, commits[0]),
+        retargeted,
+        source_env=src.name,
+        target_env=dst.name,
+        app=app,
+        fields=agent.config.promotion.fields,
+    )
+    written = tuple(c for c in promotion.charts if c not in unwritten)
+    return changed, replace(replanned, charts=written, notes=(*replanned.notes, *notes))
+
+
+def write_chart_versions(
+    root: Path, env_path: str, charts: Sequence[ChartChange]
+) -> tuple[list[str], list[ChartChange]]:
+    """Each chart's version written into the ``helmCharts`` entries of the environment's own
+    kustomization (byte-exact); the repo paths changed, and the charts no entry names."""
+    root = root.resolve()
+    env_dir = _env_dir(root, env_path)
+    kustomization = next((env_dir / n for n in sorted(KUSTOMIZATION_NAMES) if (env_dir / n).is_file()), None)
+    if kustomization is None:
+        return [], list(charts)
+    text = _read(kustomization, root)
+    edited, done = set_kustomize_chart_versions(text, charts, source=_rel(kustomization, root))
+    if edited != text:
+        kustomization.write_text(edited, encoding="utf-8")
+    return ([_rel(kustomization, root)] if edited != text else []), [c for c in charts if c.name not in done]
 
 
 def write_promotion(root: Path, env_path: str, promotion: Promotion) -> list[str]:
@@ -181,6 +240,10 @@ def promotion_body(
         f"identity moves; what environments are meant to differ in (replicas, settings) stays as it is.",
         "",
     ]
+    if promotion.charts:
+        lines += [f"| Chart | {promotion.target} now | → |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {c.before} | **{c.version}** |" for c in promotion.charts]
+        lines.append("")
     if promotion.images:
         lines += [f"| Image | {promotion.target} now | → | Digest |", "|---|---|---|---|"]
         for c in promotion.images:

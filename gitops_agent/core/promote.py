@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_agent.core.diff import pointer_get
+from gitops_agent.core.helm import ChartRef
 from gitops_agent.core.secret_mask import MASK
 from gitops_agent.errors import ValidationError
 from gitops_agent.model import DesiredObject, KubeObject, ObjectKey
@@ -117,6 +118,26 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class ChartChange:
+    """Set the version of chart ``name`` in the target to the source's (``helmCharts`` entries)."""
+
+    name: str
+    before: str
+    version: str
+
+
+def chart_changes(source: Sequence[ChartRef], target: Sequence[ChartRef]) -> tuple[ChartChange, ...]:
+    """Charts both environments render whose versions differ, by name (a chart only one of them
+    renders is not release identity the other has: nothing to carry)."""
+    running = {c.name: c.version for c in target}
+    return tuple(
+        ChartChange(c.name, running[c.name], c.version)
+        for c in source
+        if c.name in running and running[c.name] != c.version
+    )
+
+
+@dataclass(frozen=True)
 class Promotion:
     """Everything that differs in release identity between two environments, and what was left out."""
 
@@ -125,14 +146,16 @@ class Promotion:
     images: tuple[ImageChange, ...] = ()
     fields: tuple[FieldChange, ...] = ()
     notes: tuple[str, ...] = ()  # what was not promoted, and why
+    charts: tuple[ChartChange, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.images and not self.fields
+        return not self.images and not self.fields and not self.charts
 
     def lines(self) -> list[str]:
-        """One line per change: ``ghcr.io/acme/web: 1.0.0 -> 1.1.0``."""
-        out = [f"{c.name}: {c.before} -> {c.to.version}" for c in self.images]
+        """One line per change: ``ghcr.io/acme/web: 1.0.0 -> 1.1.0``, ``chart web: 1.2.0 -> 1.3.0``."""
+        out = [f"chart {c.name}: {c.before} -> {c.version}" for c in self.charts]
+        out += [f"{c.name}: {c.before} -> {c.to.version}" for c in self.images]
         out += [f"{f.key} {f.path}: {f.shown(f.current)} -> {f.shown(f.value)}" for f in self.fields]
         return out
 

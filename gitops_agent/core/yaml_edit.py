@@ -27,6 +27,7 @@ from gitops_agent.core.diff import unescape_pointer
 from gitops_agent.core.promote import (
     CONTAINER_LISTS,
     POD_SPEC_PATHS,
+    ChartChange,
     FieldChange,
     ImageChange,
     ImageRef,
@@ -71,6 +72,29 @@ class _Edits:
                 kept[0] += "\n"
             lines[line : line + 1] = kept + added
         return "".join(lines)
+
+
+# --- Kustomize helmCharts: ----------------------------------------------------------------------
+
+
+def set_kustomize_chart_versions(
+    text: str, changes: Sequence[ChartChange], *, source: str
+) -> tuple[str, frozenset[str]]:
+    """The kustomization with the ``version`` of each ``helmCharts`` entry a change names set to
+    the source's; returns the text and the chart names it wrote."""
+    doc = _load(text, source)[0] if text.strip() else None
+    charts = doc.get("helmCharts") if isinstance(doc, CommentedMap) else None
+    if not isinstance(charts, CommentedSeq):
+        return text, frozenset()
+    edits = _Edits(source, _lines(text))
+    done: set[str] = set()
+    for change in changes:
+        for entry in charts:
+            if isinstance(entry, CommentedMap) and entry.get("name") == change.name and "version" in entry:
+                line, col = entry.lc.value("version")
+                edits.set_scalar(line, col, entry["version"], change.version)
+                done.add(change.name)
+    return edits.result(), frozenset(done)
 
 
 # --- Kustomize images: -------------------------------------------------------------------------
