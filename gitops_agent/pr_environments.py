@@ -32,6 +32,7 @@ from gitops_agent.agent import Agent
 from gitops_agent.cluster import pr_namespaces
 from gitops_agent.cluster.clients import Clusters
 from gitops_agent.config import EnvironmentConfig, PullRequestEnvironmentConfig
+from gitops_agent.core.helm import ChartRef
 from gitops_agent.core.pr_env import (
     STATUS_CONTEXT,
     LivePrEnvironment,
@@ -115,6 +116,10 @@ class PrSnapshots(Snapshots):
 
     def snapshot(self, env: EnvironmentConfig, commit: str) -> tuple[DesiredObject, ...]:
         return self.moved(env, commit).objects if self._base(env) else super().snapshot(env, commit)
+
+    def charts(self, env: EnvironmentConfig, commit: str) -> tuple[ChartRef, ...]:
+        """A PR environment's provenance: the charts its configured environment renders at ``commit``."""
+        return super().charts(self._base(env) or env, commit)
 
     def moved(self, env: EnvironmentConfig, commit: str) -> Moved:
         """A PR environment's snapshot and what it left out (rendered once per head)."""
