@@ -7,6 +7,7 @@ reads, previews and promotions.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -79,8 +80,12 @@ class Snapshots:
 
     def render_tree(self, root: Path, path: str) -> list[DesiredObject]:
         """An environment's directory in a tree already on disk (a promotion's work tree), within
-        the render limits of the environment at that path (else the config's)."""
-        return self._render_tree(root, path).objects
+        the render limits of the environment at that path (else the config's). Rendered from a
+        copy: a render may write into its tree (charts placed for kustomize), a work tree must not change."""
+        with tempfile.TemporaryDirectory(prefix="gitops-agent-tree-") as tmp:
+            copy = Path(tmp) / "tree"
+            shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+            return self._render_tree(copy, path).objects
 
     def _render_tree(self, root: Path, path: str) -> Rendered:
         env = next((e for e in self.config.environments if e.path == path), None)
