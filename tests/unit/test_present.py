@@ -205,7 +205,8 @@ def test_history_json() -> None:
     out = history_json(HistoryEntry(entry, (commit,), True))
     assert list(out) == [
         "commit", "time", "agent_version", "result", "summary", "message", "forced", "snapshot_hash",
-        "rolled_back_from", "approved_by", "rollout", "rollout_message", "charts", "running", "since", "paths", "commits",
+        "rolled_back_from", "approved_by", "rollout", "rollout_message", "charts",
+        "running", "since", "paths", "commits",
     ]  # fmt: skip
     assert out["running"] is True and out["rolled_back_from"] == "f" * 40
     assert out["commits"] == [{"sha": SHA, "author": "Ada", "date": "2024-05-01T09:30:00+00:00", "subject": "Bump api"}]
