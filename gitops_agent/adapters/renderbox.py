@@ -98,10 +98,10 @@ def run(
     assert proc.stdout is not None and proc.stderr is not None  # PIPE was asked for
     stderr = _Tail(proc.stderr)
     try:
-        _copy_capped(proc.stdout, out, deadline, limits, label)
+        _copy_capped(proc.stdout, out, deadline, limits, label, argv)
         returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        raise _timed_out(label, limits) from None
+        raise _timed_out(label, argv, limits) from None
     finally:
         if proc.poll() is None:
             _kill_group(proc)
@@ -111,7 +111,9 @@ def run(
     return Finished(returncode, stderr.kept())
 
 
-def _copy_capped(stdout: IO[bytes], out: BinaryIO, deadline: float, limits: RenderLimits, label: str) -> None:
+def _copy_capped(
+    stdout: IO[bytes], out: BinaryIO, deadline: float, limits: RenderLimits, label: str, argv: Sequence[str]
+) -> None:
     """Copy until EOF; never more than the cap, never past the deadline."""
     total = 0
     with selectors.DefaultSelector() as selector:
@@ -119,7 +121,7 @@ def _copy_capped(stdout: IO[bytes], out: BinaryIO, deadline: float, limits: Rend
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _timed_out(label, limits)
+                raise _timed_out(label, argv, limits)
             if not selector.select(left):
                 continue
             chunk = os.read(stdout.fileno(), _CHUNK)
@@ -134,9 +136,11 @@ def _copy_capped(stdout: IO[bytes], out: BinaryIO, deadline: float, limits: Rend
             out.write(chunk)
 
 
-def _timed_out(label: str, limits: RenderLimits) -> RenderError:
+def _timed_out(label: str, argv: Sequence[str], limits: RenderLimits) -> RenderError:
+    """Names what ran (``kubectl kustomize``, ``helm template``, ``helm pull``): all render in the box."""
+    command = " ".join([Path(argv[0]).name, *[a for a in argv[1:2] if not a.startswith("-")]])
     return RenderError(
-        f"{label}: kustomize build timed out after {limits.timeout_s:g}s (render.timeout in the agent "
+        f"{label}: {command} timed out after {limits.timeout_s:g}s (render.timeout in the agent "
         "config); stopped it, nothing applied"
     )
 
