@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok once per version
-# into ~/.cache/gitops-agent (cold: 10-25 min on 2 cores; warm: instant), and helm (cold: ~1 min).
+# into ~/.cache/gitops-agent (cold: 10-25 min on 2 cores; warm: instant), helm (cold: ~1 min) and
+# crane, the OCI registry the Helm tests push charts to (cold: ~30 s).
 controlplane:
 	@bash tests/controlplane/build.sh >/dev/null
 	@bash tests/controlplane/build-helm.sh >/dev/null
+	@bash tests/controlplane/build-crane.sh >/dev/null
 
 lint: install
 	$(BIN)/ruff check gitops_agent tests

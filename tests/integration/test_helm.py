@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,8 +25,10 @@ from gitops_agent.present import format_history, format_status
 from gitops_agent.promotion import promote
 from tests.integration.conftest import AgentFactory
 from tests.support.builders import ConfigRepo, configmap
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
+BUILD_CRANE = Path(__file__).parents[1] / "controlplane" / "build-crane.sh"
 
 TEMPLATES = {
     "configmap.yaml": """apiVersion: v1
@@ -126,6 +129,51 @@ def charts_repo(tmp_path: Path) -> Iterator[HelmRepository]:
     served = HelmRepository(tmp_path / "helm")
     yield served
     served.close()
+
+
+class OciRegistry:
+    """``crane registry serve`` (go-containerregistry, built like the control plane) on loopback,
+    charts pushed to it with the built helm."""
+
+    def __init__(self, root: Path) -> None:
+        crane = subprocess.run(["bash", str(BUILD_CRANE)], check=True, capture_output=True, text=True).stdout
+        with socket.socket() as s:  # a free port: crane serves on the address it is given
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.host = f"127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [crane.strip(), "registry", "serve", "--address", self.host],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: _listening(port), timeout=30, message="the OCI registry never listened")
+        self.charts = HelmRepository(root)  # packages with the built helm; its HTTP side is not used
+
+    def push(self, name: str, version: str) -> str:
+        """Package and push a chart; the archive's sha256 (what a pull returns, byte for byte)."""
+        source = self.charts.root / "src" / f"{name}-{version}"
+        write_chart(source, name, version)
+        out = self.charts.root / "oci"
+        self.charts.helm("package", str(source), "-d", str(out))
+        archive = out / f"{name}-{version}.tgz"
+        self.charts.helm("push", str(archive), f"oci://{self.host}/charts", "--plain-http")
+        return hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.charts.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def oci_registry(tmp_path: Path) -> Iterator[OciRegistry]:
+    registry = OciRegistry(tmp_path / "oci")
+    yield registry
+    registry.close()
 
 
 def config_for(
@@ -315,3 +363,33 @@ def test_bad_chart_input_fails_the_pass_naming_chart_and_file_and_writes_nothing
     core = k8s.CoreV1Api(api_client)
     with pytest.raises(k8s.ApiException):
         core.read_namespace(names["dev"])
+
+
+def test_a_chart_from_an_oci_registry_is_pulled_verified_and_recorded(
+    repo: ConfigRepo,
+    names: dict[str, str],
+    tmp_path: Path,
+    agent_factory: AgentFactory,
+    api_client: k8s.ApiClient,
+    oci_registry: OciRegistry,
+) -> None:
+    digest = oci_registry.push("web", "2.0.0")
+    repo.write("environments/dev/app.yaml", [configmap("settings", {"v": "1"})])
+    repo.write("environments/prod/values-prod.yaml", "mode: oci\n")
+    repo.commit("prod from an OCI registry")
+    chart = {"repo": f"oci://{oci_registry.host}/charts", "name": "web", "version": "2.0.0"}
+    prod = {"path": "environments/prod", "helm": {"release": "web", "chart": chart, "values": ["values-prod.yaml"]}}
+    agent = agent_factory(config_for(repo, names, tmp_path, {"path": "environments/dev"}, prod))
+
+    p = agent.sync_all("prod")[0]
+    assert p.ok and p.health is not None and p.health.status.value == "Current", (p.error, p.health)
+    settings = k8s.CoreV1Api(api_client).read_namespaced_config_map("web-settings", names["prod"]).data
+    assert (settings["mode"], settings["chart"]) == ("oci", "2.0.0")
+    history = format_history("prod", agent.history("prod"))
+    assert f"chart web 2.0.0 sha256:{digest} from oci://{oci_registry.host}/charts" in history
+
+    # a version the registry does not hold: a clear error naming the chart, nothing written
+    bad = {**prod, "helm": {**prod["helm"], "chart": {**chart, "version": "9.9.9"}}}
+    broken = agent_factory(config_for(repo, names, tmp_path, {"path": "environments/dev"}, bad))
+    result = broken.sync_all("prod")[0]
+    assert not result.ok and "web" in result.error and "9.9.9" in result.error, result.error
