@@ -43,6 +43,7 @@ RULES: dict[tuple[str, str], r.Rule] = {
     ("apps", "ReplicaSet"): r.replicaset,
     ("", "Pod"): r.pod,
     ("batch", "Job"): r.job,
+    ("autoscaling", "HorizontalPodAutoscaler"): r.horizontalpodautoscaler,
     ("", "PersistentVolumeClaim"): r.persistentvolumeclaim,
     ("", "Service"): r.service,
     ("networking.k8s.io", "Ingress"): r.ingress,
@@ -60,12 +61,17 @@ def assess(obj: KubeObject) -> Health:
     rule = RULES.get((api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", ""))))
     if rule is not None:
         return rule(obj)
-    return _by_conditions(obj) or Health(CURRENT, "exists")
+    return _by_conditions(obj) or r.by_phase(obj) or _exists(obj)
 
 
 def aggregate(statuses: Iterable[HealthStatus]) -> HealthStatus:
     """The worst of them: Failed > InProgress > Unknown > Current (Current when there are none)."""
     return max(statuses, key=lambda s: _BADNESS[s], default=CURRENT)
+
+
+def _exists(obj: KubeObject) -> Health:
+    phase = (obj.get("status") or {}).get("phase")
+    return Health(CURRENT, f"exists (phase {phase})" if isinstance(phase, str) and phase else "exists")
 
 
 # --- layer 1: what holds for every kind --------------------------------------------------------

@@ -86,7 +86,15 @@ def deployment(obj: KubeObject) -> Health:
     progressing = condition(obj, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Health(FAILED, says("progress deadline exceeded", progressing))
+    # Progressing=False for any other reason is still the controller giving up (Argo CD: Degraded)
+    if progressing and progressing.get("status") == "False":
+        return Health(FAILED, says(f"not progressing ({progressing.get('reason') or 'no reason'})", progressing))
     health = _deployment_replicas(obj)
+    available = condition(obj, "Available")
+    # counts can look complete while the controller says too few pods stay up (minReadySeconds,
+    # a crash just after Ready): InProgress, as it may recover and the deadline gives the verdict
+    if health.status is CURRENT and available and available.get("status") == "False":
+        health = Health(IN_PROGRESS, says(f"not available ({available.get('reason') or 'no reason'})", available))
     if _spec(obj).get("paused"):
         if health.status is CURRENT:
             return Health(CURRENT, f"{health.message} (paused)")
@@ -129,7 +137,11 @@ def statefulset(obj: KubeObject) -> Health:
         if updated < want - partition:
             return Health(IN_PROGRESS, f"{updated}/{want - partition} replicas above partition {partition} updated")
         return Health(CURRENT, f"{ready}/{want} replicas ready, partition {partition}")
-    if status.get("currentRevision") != status.get("updateRevision"):
+    current, update = status.get("currentRevision"), status.get("updateRevision")
+    # as kstatus: until the controller has recorded both revisions, "same revision" proves nothing
+    if not current or not update:
+        return Health(IN_PROGRESS, "revisions not recorded by the controller yet")
+    if updated < want or current != update:
         return Health(IN_PROGRESS, f"{updated}/{want} replicas at the new revision")
     return Health(CURRENT, f"{ready}/{want} replicas ready")
 
@@ -149,6 +161,10 @@ def daemonset(obj: KubeObject) -> Health:
         return Health(IN_PROGRESS, f"{updated}/{desired} pods updated")
     if available < desired:
         return Health(IN_PROGRESS, f"{available}/{desired} pods available ({ready} ready)")
+    # as kstatus: a pod that stopped being ready still counts as available until the controller's
+    # next sync, so both must reach the desired count
+    if ready < desired:
+        return Health(IN_PROGRESS, f"{ready}/{desired} pods ready")
     return Health(CURRENT, f"{available}/{desired} pods available")
 
 
@@ -162,6 +178,8 @@ def replicaset(obj: KubeObject) -> Health:
         return Health(IN_PROGRESS, f"{available}/{want} replicas available, {says('replica failure', failure)}")
     if available < want:
         return Health(IN_PROGRESS, f"{available}/{want} replicas available ({ready} ready)")
+    if ready < want:  # as kstatus, and as for DaemonSets: available lags a pod turning unready
+        return Health(IN_PROGRESS, f"{ready}/{want} replicas ready")
     if total > want:
         return Health(IN_PROGRESS, f"{_count(total - want, 'replica')} pending termination")
     return Health(CURRENT, f"{available}/{want} replicas available")
@@ -180,9 +198,14 @@ def pod(obj: KubeObject) -> Health:
         return Health(CURRENT, "completed")
     if phase == "Failed":
         return Health(FAILED, f"failed: {status.get('reason') or terminated_container(obj) or 'pod failed'}")
-    stuck = failing_container(obj)
+    # a container that just exited with an error is the crash CrashLoopBackOff will report a moment
+    # later (Argo CD and kstatus wait for that word); with restartPolicy Never it is the end
+    stuck = failing_container(obj) or terminated_container(obj)
     if stuck:
         return Health(FAILED, stuck)
+    if not _runs_forever(obj):
+        # unlike kstatus (Current once ready): a run-to-completion pod is done only when it Succeeds
+        return Health(IN_PROGRESS, f"{phase.lower()}, not completed yet")
     if phase == "Running" and is_true(condition(obj, "Ready")):
         return Health(CURRENT, "running and ready")
     scheduled = condition(obj, "PodScheduled")
@@ -193,26 +216,52 @@ def pod(obj: KubeObject) -> Health:
     return Health(IN_PROGRESS, f"{phase.lower()}, not ready")
 
 
-def failing_container(pod: KubeObject) -> str:
-    """``CrashLoopBackOff in container app`` for the first container stuck in a failing wait."""
+def _runs_forever(pod: KubeObject) -> bool:
+    return bool(_spec(pod).get("restartPolicy", "Always") == "Always")
+
+
+def _container_statuses(pod: KubeObject) -> list[dict[str, Any]]:
     status = _status(pod)
-    for field in ("initContainerStatuses", "containerStatuses"):
-        for c in status.get(field) or []:
-            reason = ((c.get("state") or {}).get("waiting") or {}).get("reason")
-            if reason in FAILING_WAIT_REASONS:
-                return f"{reason} in container {c.get('name')}"
+    return [
+        c for f in ("initContainerStatuses", "containerStatuses") for c in status.get(f) or [] if isinstance(c, dict)
+    ]
+
+
+def failing_container(pod: KubeObject) -> str:
+    """``CrashLoopBackOff in container app, last exit 1 (Error): <its message>`` for the first
+    container stuck in a failing wait; the image pull's own message for image errors."""
+    for c in _container_statuses(pod):
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in FAILING_WAIT_REASONS:
+            last = _exit(((c.get("lastState") or {}).get("terminated")) or {}) or _short(waiting.get("message"))
+            return f"{reason} in container {c.get('name')}" + (f", {last}" if last else "")
     return ""
 
 
 def terminated_container(pod: KubeObject) -> str:
-    """``container task exited 1 (Error)`` for the first container that ended with a non-zero code."""
-    status = _status(pod)
-    for field in ("initContainerStatuses", "containerStatuses"):
-        for c in status.get(field) or []:
-            done = (c.get("state") or {}).get("terminated") or {}
-            if done.get("exitCode"):
-                return f"container {c.get('name')} exited {done['exitCode']} ({done.get('reason', '')})"
+    """``container task exited 1 (Error): <its message>`` for the first container that ended with a
+    non-zero code."""
+    for c in _container_statuses(pod):
+        done = (c.get("state") or {}).get("terminated") or {}
+        if done.get("exitCode"):
+            return f"container {c.get('name')} {_exit(done, 'exited ')}"
     return ""
+
+
+def _exit(terminated: Mapping[str, Any], lead: str = "exit code ") -> str:
+    """``exit code 1 (Error): <the termination message>``, empty for a clean or absent exit."""
+    if not terminated.get("exitCode"):
+        return ""
+    message = _short(terminated.get("message"))
+    return f"{lead}{terminated['exitCode']} ({terminated.get('reason', '')})" + (f": {message}" if message else "")
+
+
+def _short(text: Any, limit: int = 160) -> str:
+    """The last line of a message (a termination log ends with the error), cut to ``limit``."""
+    lines = [line for line in str(text or "").strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else ""
+    return last if len(last) <= limit else last[: limit - 1] + "…"
 
 
 def persistentvolumeclaim(obj: KubeObject) -> Health:
@@ -275,8 +324,14 @@ def job(obj: KubeObject) -> Health:
     complete = condition(obj, "Complete")
     if is_true(complete):
         return Health(CURRENT, says("complete", complete))
-    if _spec(obj).get("suspend"):
-        return Health(CURRENT, "suspended")
+    suspended, suspend = condition(obj, "Suspended"), bool(_spec(obj).get("suspend"))
+    # the controller's Suspended condition says the pods are gone; spec.suspend only that they will be
+    if suspend and is_true(suspended):
+        return Health(CURRENT, says("suspended", suspended))
+    if suspend:
+        return Health(IN_PROGRESS, "suspending: the controller has not stopped its pods yet")
+    if is_true(suspended):
+        return Health(IN_PROGRESS, "resuming: the controller has not restarted it yet")
     status = _status(obj)
     counts = ", ".join(f"{_int(status.get(f))} {f}" for f in ("active", "succeeded", "failed"))
     return Health(IN_PROGRESS, f"running: {counts}")
@@ -304,3 +359,47 @@ def apiservice(obj: KubeObject) -> Health:
     if is_true(available):
         return Health(CURRENT, "available")
     return Health(IN_PROGRESS, says("not available", available or {}))
+
+
+# --- autoscaling ---------------------------------------------------------------------------------
+
+
+def horizontalpodautoscaler(obj: KubeObject) -> Health:
+    """Cannot scale (``AbleToScale=False``: FailedGetScale...) or cannot compute (``ScalingActive=False``:
+    FailedGetResourceMetric...) is InProgress, not Argo CD's Degraded: the target or the metrics
+    server usually arrives in the same rollout, and the rollout's timeout names the reason if not.
+    ``ScalingDisabled`` (the target scaled to zero) is a choice someone made: Current."""
+    able, active = condition(obj, "AbleToScale"), condition(obj, "ScalingActive")
+    if able and able.get("status") == "False":
+        return Health(IN_PROGRESS, says(f"cannot scale ({able.get('reason') or 'no reason'})", able))
+    if active and active.get("status") == "False" and active.get("reason") != "ScalingDisabled":
+        return Health(IN_PROGRESS, says(f"scaling not active ({active.get('reason') or 'no reason'})", active))
+    status = _status(obj)
+    if able is None and active is None:
+        return Health(CURRENT, "exists (not assessed by the autoscaler yet)")
+    if active and active.get("reason") == "ScalingDisabled":
+        return Health(CURRENT, says("scaling disabled", active))
+    return Health(CURRENT, f"{_int(status.get('currentReplicas'))}/{_int(status.get('desiredReplicas'))} replicas")
+
+
+# --- custom resources without conditions ---------------------------------------------------------
+
+#: ``status.phase`` words that mean the same for every resource seen using them. "Running" is
+#: left out on purpose: an Argo Workflow running is not done, a database "Running" is healthy;
+#: a custom rule says which (README)
+PHASES: dict[str, HealthStatus] = {
+    "Failed": FAILED, "Error": FAILED, "Failure": FAILED,
+    "Pending": IN_PROGRESS,
+    "Succeeded": CURRENT, "Completed": CURRENT, "Ready": CURRENT, "Healthy": CURRENT, "Available": CURRENT,
+}  # fmt: skip
+
+
+def by_phase(obj: KubeObject) -> Health | None:
+    """A custom resource judged by a ``status.phase`` word from ``PHASES``, else None."""
+    status = _status(obj)
+    phase = status.get("phase")
+    verdict = PHASES.get(phase) if isinstance(phase, str) else None
+    if verdict is None:
+        return None
+    detail = status.get("message") or status.get("reason") or ""
+    return Health(verdict, f"phase {phase}" + (f": {_short(detail)}" if detail else ""))

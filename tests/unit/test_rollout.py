@@ -121,5 +121,5 @@ def test_a_live_view_answers_from_objects_already_read_and_reads_pods_for_a_fail
     frames = Frames({})  # serves no object: the view must not ask it for any
     view = LiveView({CRASH: live("deployment-deadline-exceeded"), WEB: live("deployment-available")}, frames)
     crash, web = health_of([CRASH, WEB], view)
-    assert crash.message.startswith("crash: 0/2 ready, CrashLoopBackOff in container app (progress deadline")
+    assert crash.message.startswith("crash: 0/2 ready, CrashLoopBackOff in container app, exit code 1 (Error) (")
     assert web.message == "2/2 replicas available"

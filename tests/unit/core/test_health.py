@@ -150,7 +150,7 @@ def _orphaned(pod: dict[str, Any]) -> dict[str, Any]:
     ("change", "message"),
     [
         (_owned_by_another_replicaset, "crash: 0/2 ready, no pods"),
-        (_orphaned, "crash: 0/2 ready, CrashLoopBackOff in container app"),
+        (_orphaned, "crash: 0/2 ready, CrashLoopBackOff in container app, exit code 1 (Error)"),
     ],
     ids=["another-replicaset", "not-adopted-yet"],
 )
