@@ -57,6 +57,8 @@ class LedgerEntry:
     rollout_message: str = ""
     #: the charts the snapshot was rendered from: name, version, digest, source (provenance)
     charts: tuple[ChartRef, ...] = ()
+    #: the agent process that wrote the entry (its lock identity: pod name and a random suffix)
+    applied_by: str = ""
 
     @property
     def rollout_settled(self) -> bool:

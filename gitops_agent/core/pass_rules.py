@@ -72,6 +72,7 @@ def ledger_entry(
     approved_by: str = "",
     rollout: str = "",
     charts: tuple[ChartRef, ...] = (),
+    applied_by: str = "",
 ) -> LedgerEntry | None:
     """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
     last = ledger.entries[-1] if ledger.entries else None
@@ -89,6 +90,7 @@ def ledger_entry(
         approved_by=approved_by,
         rollout=rollout,
         charts=charts,
+        applied_by=applied_by,
     )
 
 
