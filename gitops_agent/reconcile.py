@@ -22,7 +22,7 @@ from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.hooks import HookFailedError, WaitForHooks
 from gitops_agent.cluster.lock import EnvironmentLock, LockedError, LockLostError, Locks
 from gitops_agent.cluster.prepare import inventoried
-from gitops_agent.cluster.read import LiveReads
+from gitops_agent.cluster.read import LabelledLists, LiveReads
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.sync import drift, run_hooks
 from gitops_agent.config import Config, EnvironmentConfig
@@ -163,6 +163,8 @@ class Reconciler:
         self.follow_settings = follow_settings or FollowSettings()
         #: set on shutdown: a pass stops following its rollout (it never stops between writes)
         self.stopping = stopping or threading.Event()
+        #: the daemon's watch cache (``cluster.watch``): drift checks read it where it is synced
+        self.watches: LabelledLists | None = None
 
     def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult:
         """One environment's pass. Never raises GitOpsError: a failure is the pass's result."""
@@ -349,7 +351,7 @@ class Reconciler:
     ) -> PassResult:
         """Between commits: explain drift, and repair it only where the policy says so."""
         options = sync_options(self.config, env)
-        found = drift(api, objects, options)
+        found = drift(api, objects, options, self.watches)
         repair = to_repair(found, env.policy)
         if repair and self._may_repair(env, store, commit, lock):
             only = sync_options(self.config, env, only=repair, prune=False)
@@ -450,7 +452,7 @@ class Reconciler:
         last = ledger.last_success()
         if last is None:
             return ()
-        return drift(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
+        return drift(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env), self.watches)
 
     def _tell(self, event: Callable[[PassListener], None]) -> None:
         for listener in self.listeners:

@@ -258,6 +258,11 @@ class Scheduler:
     def leading(self) -> bool:
         return self._leading
 
+    def owns(self, name: str) -> bool:
+        """Does this replica run the environment's passes now? (its watches follow this)"""
+        with self._cond:
+            return self._leading and not self._stopping
+
     # --- triggers -------------------------------------------------------------------------------
 
     def push(self, ref: str) -> PushOutcome:

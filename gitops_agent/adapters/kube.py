@@ -9,11 +9,12 @@ of our own tree, with a message that names the object.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -209,6 +210,50 @@ class KubeClient:
             if not cont:
                 return items
 
+    def list_versioned(
+        self, info: ResourceInfo, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> tuple[builtins.list[KubeObject], str]:
+        """A list and the collection's resourceVersion, to watch from (the watch cache's list)."""
+        query = {"labelSelector": label_selector} if label_selector else {}
+        body = self._request("GET", info.path(namespace), query=query, verb="list-watch")
+        items = body.get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", info.api_version)
+            item.setdefault("kind", info.kind)
+        return items, str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch(
+        self,
+        info: ResourceInfo,
+        *,
+        namespace: str | None,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: int,
+    ) -> Iterator[tuple[str, KubeObject]]:
+        """Watch events (type, object) from ``resource_version`` with bookmarks, until the server
+        ends the watch (``timeout_s``) or the connection drops (ClusterError)."""
+        query = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_s),
+            "labelSelector": label_selector,
+        }
+        _, url, headers, _, _ = self._api.param_serialize(
+            "GET", info.path(namespace), query_params=list(query.items()),
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        with self._lock:
+            self.requests["watch"] += 1
+        try:
+            response = self._api.call_api("GET", url, header_params=headers, _request_timeout=(5.0, timeout_s + 10.0))
+            if response.status >= 400:
+                raise _api_error(response.status, response.read(), info.path(namespace), self.environment_identity)
+            yield from _events(response.response, info)
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(f"watch of {info.plural} at {self.host} ended: {_root_cause(exc)}") from exc
+
     # --- writes ---------------------------------------------------------------------------
 
     def apply(
@@ -367,6 +412,23 @@ class KubeClient:
 
 class _NotFound(Exception):
     pass
+
+
+def _events(stream: Iterable[bytes], info: ResourceInfo) -> Iterator[tuple[str, KubeObject]]:
+    """One JSON event per line of a watch response."""
+    pending = b""
+    for chunk in stream:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            obj = event.get("object") or {}
+            if event.get("type") not in ("ERROR", "BOOKMARK"):
+                obj.setdefault("apiVersion", info.api_version)
+                obj.setdefault("kind", info.kind)
+            yield str(event.get("type", "")), obj
 
 
 def _api_error(

@@ -4,8 +4,9 @@ per kind for drift, GETs where only a few objects of a kind are wanted."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from gitops_agent.adapters.kube import ResourceInfo
+from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.core.hooks import is_hook
 from gitops_agent.core.prepare import ENV_LABEL, PreparedObject
@@ -34,13 +35,22 @@ def read_live(api: ClusterApi, prepared: Iterable[PreparedObject]) -> dict[Objec
     return live
 
 
+class LabelledLists(Protocol):
+    """Where labelled lists may come from instead of the API server (``watch.WatchCache``)."""
+
+    def lists(
+        self, env: str, kube: KubeClient, groups: Sequence[tuple[ResourceInfo, str]]
+    ) -> dict[tuple[ResourceInfo, str], list[KubeObject]] | None: ...
+
+
 def read_labelled(
-    api: ClusterApi, wanted: Iterable[ObjectKey], environment: str
+    api: ClusterApi, wanted: Iterable[ObjectKey], environment: str, cache: LabelledLists | None = None
 ) -> tuple[dict[ObjectKey, KubeObject], list[KubeObject]]:
     """Live objects carrying the environment's label, one list per kind and namespace of the
     snapshot (per kind for cluster-scoped ones), and those of them the snapshot does not have
     (``extra``). Objects whose label was removed by hand are fetched one by one (rare), so they read
-    as drift, not as missing."""
+    as drift, not as missing. With a ``cache`` whose watches of those lists are synced, the lists
+    come from it (no request)."""
     wanted = set(wanted)
     selector = f"{ENV_LABEL}={environment}"
     groups: dict[tuple[ResourceInfo, str], None] = {}
@@ -50,8 +60,12 @@ def read_labelled(
             groups[(info, key.namespace)] = None
     live: dict[ObjectKey, KubeObject] = {}
     extra: list[KubeObject] = []
+    cached = cache.lists(environment, api.kube, list(groups)) if cache is not None else None
     for info, namespace in groups:
-        for obj in api.kube.list(info, namespace=namespace or None, label_selector=selector):
+        listed = cached[(info, namespace)] if cached is not None else None
+        if listed is None:
+            listed = api.kube.list(info, namespace=namespace or None, label_selector=selector)
+        for obj in listed:
             key = ObjectKey.of(obj)
             if key in wanted:
                 live[key] = obj

@@ -32,7 +32,7 @@ from gitops_agent.cluster.model import ObjectPlan, Observation, SyncOptions, Syn
 from gitops_agent.cluster.plan import Plan, deferred_as_created, plan_sync
 from gitops_agent.cluster.prepare import inventoried, prepare_snapshot
 from gitops_agent.cluster.prune import ClaimedBy, nobody, plan_prunes, prune
-from gitops_agent.cluster.read import read_labelled, read_live
+from gitops_agent.cluster.read import LabelledLists, read_labelled, read_live
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.wait import wait_for_crds
 from gitops_agent.core.drift import ObjectDrift, detect_drift
@@ -156,16 +156,21 @@ def within_scope(prepared: Sequence[PreparedObject], o: SyncOptions) -> None:
     check_scope(objects, o.boundary, environment=o.environment, agent_namespace=o.agent_namespace)
 
 
-def observe(api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions) -> Observation:
-    """The snapshot's live objects, one labelled list per kind (``read.read_labelled``)."""
+def observe(
+    api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions, cache: LabelledLists | None = None
+) -> Observation:
+    """The snapshot's live objects, one labelled list per kind (``read.read_labelled``; from the
+    watch ``cache`` where it is synced)."""
     applied = tuple((p.key, p.manifest) for p in inventoried(api, objects, o))
-    live, extra = read_labelled(api, (key for key, _ in applied), o.environment)
+    live, extra = read_labelled(api, (key for key, _ in applied), o.environment, cache)
     return Observation(applied, live, tuple(extra))
 
 
-def drift(api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions) -> tuple[ObjectDrift, ...]:
+def drift(
+    api: ClusterApi, objects: Iterable[DesiredObject], o: SyncOptions, cache: LabelledLists | None = None
+) -> tuple[ObjectDrift, ...]:
     """How the live objects moved away from this (applied) snapshot."""
-    return drift_in(observe(api, objects, o), o)
+    return drift_in(observe(api, objects, o, cache), o)
 
 
 def drift_in(seen: Observation, o: SyncOptions) -> tuple[ObjectDrift, ...]:

@@ -15,6 +15,7 @@ from gitops_agent.agent import Agent
 from gitops_agent.approvals import ApprovalChecks, Approvals, GitHubWrites
 from gitops_agent.chat_reporting import ChatReporter
 from gitops_agent.cluster.clients import Clusters
+from gitops_agent.cluster.watch import WatchCache
 from gitops_agent.composition import build_agent, chat_reporter, github_client, reporter
 from gitops_agent.config import Config
 from gitops_agent.git_hygiene import PullRefKeeper
@@ -83,6 +84,7 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         pull_refs=PullRefKeeper(GitCache(agent.snapshots.source), on_measure=metrics.observe_git_cache),
         pr_environments=PullRequestEnvironments(agent, github) if config.pull_request_environments else None,
     )
+    watch_live_state(agent, scheduler)
     elector = None
     if lease_kube is not None:
         elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
@@ -94,6 +96,16 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         status_token=status_token, max_connections=config.server.max_connections,
     )  # fmt: skip
     return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat)
+
+
+def watch_live_state(agent: Agent, scheduler: Scheduler) -> WatchCache:
+    """Drift checks read watched live state; a change to a managed object passes its environment
+    at once; watches follow the environments this replica reconciles."""
+    watches = WatchCache(
+        agent.config.agent.field_manager, lambda env: scheduler.trigger([env], urgent=True), owns=scheduler.owns
+    )
+    agent.reconciler.watches = watches
+    return watches
 
 
 def _approval_checks(config: Config, github: GitHubClient | None, writes: GitHubWrites | None) -> ApprovalChecks | None:
