@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gitops_agent.core.health import aggregate, assess, explain_deployment_failure
+from gitops_agent.core.health import aggregate, assess, explain_failure, explains
 from gitops_agent.model import Health, HealthStatus, KubeObject, ObjectHealth, ObjectKey
 
 FAILED = HealthStatus.FAILED
@@ -81,8 +81,9 @@ def default_timeout(manifests: Iterable[KubeObject]) -> float:
 def health_of(
     keys: Sequence[ObjectKey], reader: LiveReader, *, explain: frozenset[HealthStatus] = frozenset({FAILED})
 ) -> tuple[ObjectHealth, ...]:
-    """Each object's health now. A Deployment whose status is in ``explain`` gets its pods' reason
-    ("api: 0/3 ready, CrashLoopBackOff in container app"): pods are read for those only."""
+    """Each object's health now. A workload (Deployment, StatefulSet, DaemonSet, Job, Pod) whose
+    status is in ``explain`` gets its pods' reason ("api: 0/3 ready, CrashLoopBackOff in container
+    app, exit code 1 (Error)"): pods are read for those only."""
     live = reader.get_many(keys)
     out = []
     for key in keys:
@@ -92,16 +93,18 @@ def health_of(
             continue
         health = assess(obj)
         message = health.message
-        if key.kind == "Deployment" and health.status in explain:
-            message = f"{explain_deployment_failure(obj, _pods_of(obj, key, reader))} ({health.message})"
+        if explains(key.group, key.kind) and health.status in explain:
+            message = f"{explain_failure(obj, _pods_of(obj, key, reader))} ({health.message})"
         out.append(ObjectHealth(key, health.status, message))
     return tuple(out)
 
 
-def _pods_of(deployment: KubeObject, key: ObjectKey, reader: LiveReader) -> list[KubeObject]:
-    """Pods by the selector's ``matchLabels`` (the server filters); ``explain_deployment_failure``
-    applies the whole selector and the owner chain to what comes back."""
-    selector = (deployment.get("spec") or {}).get("selector") or {}
+def _pods_of(workload: KubeObject, key: ObjectKey, reader: LiveReader) -> list[KubeObject]:
+    """Pods by the selector's ``matchLabels`` (the server filters); ``explain_failure`` applies the
+    whole selector and the owner chain to what comes back. A Pod is its own evidence."""
+    if key.kind == "Pod":
+        return [workload]
+    selector = (workload.get("spec") or {}).get("selector") or {}
     if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         return []
     return reader.list_pods(key.namespace, dict(selector.get("matchLabels") or {}))
@@ -147,4 +150,5 @@ def summarize(objects: Sequence[ObjectHealth], status: HealthStatus) -> str:
     if status is HealthStatus.CURRENT:
         return f"healthy ({len(objects)} object{'s' if len(objects) != 1 else ''})"
     worst = [o for o in objects if o.status is status]
-    return "; ".join(f"{o.message}" if o.key.kind == "Deployment" else f"{o.key}: {o.message}" for o in worst[:3])
+    # an explained workload's message begins with its name already
+    return "; ".join(o.message if explains(o.key.group, o.key.kind) else f"{o.key}: {o.message}" for o in worst[:3])

@@ -18,8 +18,9 @@ badness: Failed > InProgress > Unknown > Current. Unknown (an object not found, 
 reporting) ranks below InProgress because something is still moving when an object is
 InProgress, and a rollout still moving is what a person should hear about first.
 
-``explain_deployment_failure`` turns a failing Deployment and its Pods into the line a person
-needs: ``api: 0/3 ready, CrashLoopBackOff in container app``.
+``explain_failure`` turns a failing workload (Deployment, StatefulSet, DaemonSet, Job, Pod) and
+its Pods into the line a person needs: ``api: 0/3 ready, CrashLoopBackOff in container app, exit
+code 1 (Error)``.
 """
 
 from __future__ import annotations
@@ -121,31 +122,53 @@ def _from_condition(obj: KubeObject, kind: str, c: Mapping[str, Any]) -> Health:
     return Health(FAILED if failed else IN_PROGRESS, says(f"not {kind.lower()} ({reason or 'no reason'})", c))
 
 
-# --- explaining a failing Deployment ------------------------------------------------------------
+# --- explaining a failing workload by its pods ---------------------------------------------------
+
+#: the workloads whose pods we can select, by (group, kind): their failures are explained by pods
+EXPLAINED: frozenset[tuple[str, str]] = frozenset(
+    {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job"), ("", "Pod")}
+)
 
 
-def explain_deployment_failure(deployment: KubeObject, pods: Iterable[KubeObject]) -> str:
-    """``api: 0/3 ready, CrashLoopBackOff in container app``: the Deployment's numbers and the
-    first reason its own pods give. ``pods`` may be any pods of the namespace: only those matched
-    by the Deployment's selector and owned through its ReplicaSets count (selectors of two
-    Deployments may overlap; a pod of the other one explains nothing here)."""
-    name = (deployment.get("metadata") or {}).get("name", "?")
-    want = r.desired_replicas(deployment)
-    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
-    own = [p for p in pods if owned_by_deployment(deployment, p)]
-    reason = pods_reason(own) if own else (_replica_failure(deployment) or "no pods")
-    return f"{name}: {ready}/{want} ready" + (f", {reason}" if reason else "")
+def explains(group: str, kind: str) -> bool:
+    return (group, kind) in EXPLAINED
+
+
+def explain_failure(workload: KubeObject, pods: Iterable[KubeObject]) -> str:
+    """``api: 0/3 ready, CrashLoopBackOff in container app, exit code 1 (Error)``: the workload's
+    numbers and the first reason its own pods give. ``pods`` may be any pods of the namespace: only
+    those it selects and owns count (selectors of two workloads may overlap). A bare Pod is
+    explained by itself."""
+    name = (workload.get("metadata") or {}).get("name", "?")
+    if workload.get("kind") == "Pod":
+        return f"{name}: {pods_reason([workload]) or 'no reason given by its containers'}"
+    own = [p for p in pods if owned_by(workload, p)]
+    reason = pods_reason(own) if own else (_replica_failure(workload) or "no pods")
+    return f"{name}: {_counts(workload)}" + (f", {reason}" if reason else "")
+
+
+def _counts(workload: KubeObject) -> str:
+    status, kind = workload.get("status") or {}, workload.get("kind")
+    if kind == "DaemonSet":
+        return f"{status.get('numberReady') or 0}/{status.get('desiredNumberScheduled') or 0} ready"
+    if kind == "Job":
+        completions = (workload.get("spec") or {}).get("completions")
+        done = f"{status.get('succeeded') or 0}/{completions}" if completions else f"{status.get('succeeded') or 0}"
+        return f"{done} succeeded, {status.get('failed') or 0} failed"
+    return f"{status.get('readyReplicas') or 0}/{r.desired_replicas(workload)} ready"
 
 
 def pods_reason(pods: list[KubeObject]) -> str:
-    """The most telling reason among the pods: a container stuck in a failing wait, then a pod
-    the scheduler cannot place, then how many are not ready."""
-    for find in (r.failing_container, _unschedulable):
+    """The most telling reason among the pods: a container stuck in a failing wait (with its last
+    exit), one that exited with an error, a pod the scheduler cannot place (its message), then how
+    many running pods are not ready."""
+    for find in (r.failing_container, r.terminated_container, _unschedulable):
         for p in pods:
             reason = find(p)
             if reason:
                 return reason
-    waiting = sum(1 for p in pods if not r.is_true(condition(p, "Ready")))
+    running = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    waiting = sum(1 for p in running if not r.is_true(condition(p, "Ready")))
     return f"{waiting} pod{'s' if waiting != 1 else ''} not ready" if waiting else ""
 
 
@@ -156,26 +179,34 @@ def _unschedulable(pod: KubeObject) -> str:
     return ""
 
 
-def _replica_failure(deployment: KubeObject) -> str:
-    failure = condition(deployment, "ReplicaFailure")
+def _replica_failure(workload: KubeObject) -> str:
+    failure = condition(workload, "ReplicaFailure")
     return says("replica failure", failure) if r.is_true(failure) else ""
 
 
-def owned_by_deployment(deployment: KubeObject, pod: KubeObject) -> bool:
-    """Same namespace, labels matched by the Deployment's selector, and (when the pod has a
-    controller) controlled by one of its ReplicaSets, whose names are ``<deployment>-<the pod's
-    pod-template-hash>``. A pod with no controller yet is counted: its ReplicaSet adopts it."""
-    meta, pod_meta = deployment.get("metadata") or {}, pod.get("metadata") or {}
+def owned_by(workload: KubeObject, pod: KubeObject) -> bool:
+    """Same namespace, labels matched by the workload's selector, and (when the pod has a
+    controller) controlled by it: directly for a StatefulSet, DaemonSet or Job, through one of its
+    ReplicaSets for a Deployment. A pod with no controller yet is counted: its owner adopts it."""
+    meta, pod_meta = workload.get("metadata") or {}, pod.get("metadata") or {}
     if meta.get("namespace") and pod_meta.get("namespace") and meta["namespace"] != pod_meta["namespace"]:
         return False
     labels = pod_meta.get("labels") or {}
-    if not selects((deployment.get("spec") or {}).get("selector") or {}, labels):
+    if not selects((workload.get("spec") or {}).get("selector") or {}, labels):
         return False
     owner = next((o for o in pod_meta.get("ownerReferences") or [] if o.get("controller")), None)
     if owner is None:
         return True
-    replicaset = f"{meta.get('name')}-{labels.get('pod-template-hash', '')}"
-    return bool(owner.get("kind") == "ReplicaSet" and owner.get("name") == replicaset)
+    if workload.get("kind") == "Deployment":
+        # a ReplicaSet of a Deployment is named ``<deployment>-<the pod's pod-template-hash>``
+        replicaset = f"{meta.get('name')}-{labels.get('pod-template-hash', '')}"
+        return bool(owner.get("kind") == "ReplicaSet" and owner.get("name") == replicaset)
+    if owner.get("kind") != workload.get("kind"):
+        return False
+    # the uid tells a recreated workload of the same name from the one that made the pod
+    if meta.get("uid") and owner.get("uid"):
+        return bool(owner["uid"] == meta["uid"])
+    return bool(owner.get("name") == meta.get("name"))
 
 
 def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

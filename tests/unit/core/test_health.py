@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops_agent.core.health import aggregate, assess, explain_deployment_failure, selects
+from gitops_agent.core.health import aggregate, assess, explain_failure, selects
 from gitops_agent.model import HealthStatus
 from tests.support import paths
 
@@ -136,7 +136,7 @@ def _owned_by_another_replicaset(pod: dict[str, Any]) -> dict[str, Any]:
     ids=["crashloop", "unschedulable", "quota", "other-pods-ignored", "before-the-deadline", "not-started"],
 )
 def test_a_failing_deployment_is_explained_by_its_pods(deployment: str, pods: list[str], message: str) -> None:
-    assert explain_deployment_failure(live(deployment), [live(p) for p in pods]).startswith(message)
+    assert explain_failure(live(deployment), [live(p) for p in pods]).startswith(message)
 
 
 def _orphaned(pod: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def _orphaned(pod: dict[str, Any]) -> dict[str, Any]:
     ids=["another-replicaset", "not-adopted-yet"],
 )
 def test_pods_count_through_the_owner_chain(change: Any, message: str) -> None:
-    assert explain_deployment_failure(live("deployment-deadline-exceeded"), [change(live("pod-crashloop"))]) == message
+    assert explain_failure(live("deployment-deadline-exceeded"), [change(live("pod-crashloop"))]) == message
 
 
 @pytest.mark.parametrize(

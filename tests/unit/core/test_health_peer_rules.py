@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gitops_agent.core.health import assess
+from gitops_agent.core.health import assess, explain_failure
 from gitops_agent.model import HealthStatus
 from tests.unit.core.test_health import live
 
@@ -181,3 +181,51 @@ CASES: dict[str, tuple[Obj, HealthStatus, str]] = {
 def test_peer_rules(obj: Obj, status: HealthStatus, words: str) -> None:
     health = assess(obj)
     assert (health.status, words in health.message) == (status, True), health
+
+
+# --- pod reasons for every workload whose pods we can select ------------------------------------
+
+
+def _pod_of(workload: Obj, pod_fixture: str) -> Obj:
+    """A captured pod as the given workload's own: its selector's labels, its controller reference."""
+    pod = copy.deepcopy(live(pod_fixture))
+    meta = workload["metadata"]
+    pod["metadata"]["namespace"] = meta["namespace"]
+    pod["metadata"]["labels"] = dict(workload["spec"]["selector"]["matchLabels"])
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": workload["apiVersion"], "kind": workload["kind"], "name": meta["name"], "uid": meta["uid"],
+         "controller": True}
+    ]  # fmt: skip
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("workload", "pod", "message"),
+    [
+        (
+            "statefulset-rolling",
+            "pod-crashloop",
+            "db: 1/2 ready, CrashLoopBackOff in container app, exit code 1 (Error)",
+        ),
+        ("daemonset-rolling-update", "pod-image-pull-backoff", "agent: 0/1 ready, ImagePullBackOff in container app"),
+        ("job-failed", "pod-failed", "doomed: 0/1 succeeded, 1 failed, container task exited 1 (Error)"),
+        ("statefulset-rolling", "pod-unschedulable", "db: 1/2 ready, unschedulable: 0/1 nodes are available"),
+    ],
+    ids=["statefulset-crashloop", "daemonset-image-pull", "job-exit-code", "statefulset-unschedulable"],
+)
+def test_every_workload_is_explained_by_its_own_pods(workload: str, pod: str, message: str) -> None:
+    obj = live(workload)
+    assert explain_failure(obj, [_pod_of(obj, pod)]).startswith(message)
+
+
+def test_a_pod_of_another_workload_of_the_same_kind_explains_nothing() -> None:
+    obj = live("statefulset-rolling")
+    other = _pod_of(obj, "pod-crashloop")
+    other["metadata"]["ownerReferences"][0]["uid"] = "another-statefulset-named-db-before-it-was-recreated"
+    assert explain_failure(obj, [other]) == "db: 1/2 ready, no pods"
+
+
+def test_a_bare_pod_explains_itself() -> None:
+    assert explain_failure(changed("pod-ready", _crashed_just_now), []) == (
+        "web-7847f7476f-9r997: container app exited 2 (Error): panic: no config"
+    )
