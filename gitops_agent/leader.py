@@ -95,12 +95,18 @@ class LeaderElector:
         self._now, self._clock = now, clock
         self._leading = False
         self._renewed_at = 0.0
+        self._settled = False  # a round read the Lease and either holds or follows it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def leading(self) -> bool:
         return self._leading
+
+    @property
+    def settled(self) -> bool:
+        """A round has read the Lease and this replica holds it or follows its holder."""
+        return self._settled
 
     @property
     def identity(self) -> str:
@@ -149,6 +155,7 @@ class LeaderElector:
         now = self._now()
         decision = should_acquire(record, now, self.identity)
         if decision is Decision.WAIT:
+            self._settled = True
             return False
         body = lease_body(
             name=o.name, namespace=o.namespace, me=self.identity, now=now, duration_s=o.lease_duration_s,
@@ -161,6 +168,7 @@ class LeaderElector:
                 log.info("taking over the Lease from %s", record.holder or "nobody (released)")
             self.kube.replace(body, LEASES, field_manager=o.field_manager)
         self._renewed_at = self._clock()
+        self._settled = True
         for ref in record.pushed if record else ():
             log.info("push to %s relayed by another replica", ref)
             self._on_push(ref)

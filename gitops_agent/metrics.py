@@ -17,6 +17,7 @@ Names (all prefixed ``gitops_agent_``):
     kubernetes_requests_total{verb}                            counter
     github_requests_total{verb,code}                           counter
     leader                                                     gauge (1 while this replica leads)
+    owned_environments                                         gauge (environments whose passes this replica runs)
     git_cache_bytes                                            gauge (disk usage of the git cache, as du counts)
     git_pull_refs                                              gauge (pull-request heads kept for previews)
 """
@@ -83,6 +84,7 @@ class Metrics:
             PREFIX + "github_requests", "GitHub API requests, by verb and HTTP status.", ["verb", "code"], registry=r
         )
         self.leader = Gauge(PREFIX + "leader", "1 while this replica holds the leader lease.", registry=r)
+        self.owned = Gauge(PREFIX + "owned_environments", "Environments whose passes this replica runs.", registry=r)
         self.git_cache_bytes = Gauge(PREFIX + "git_cache_bytes", "Disk usage of the git cache.", registry=r)
         self.git_pull_refs = Gauge(PREFIX + "git_pull_refs", "Pull-request heads kept for previews.", registry=r)
         r.register(_RequestCounts(kubernetes_requests))

@@ -274,6 +274,7 @@ class Reconciler:
             approved_by=request.approved_by,
             rollout=rollout_record(None)[0] if result.ok else "",
             charts=self.snapshots.charts(env, commit),  # provenance: what the snapshot was rendered from
+            applied_by=self.locks.identity,  # which replica: sharded, each environment has one
         )
         hook_failed = result.reason == HookFailedError.reason
         if entry is not None and hook_failed:  # reported as a failed rollout: nothing after it written

@@ -11,7 +11,9 @@ The rules are pure functions in ``core.schedule``; this module holds the state t
 - the config repo is fetched by whichever pass needs it first, under a lock, and reused by the
   passes that follow within ``fetch_max_age_s``, so N environments don't fetch N times;
 - passes run only while this replica leads (``set_leading``); followers keep their copy of the repo
-  warm so a take-over starts fast.
+  warm so a take-over starts fast. Sharded (``set_members``, from ``membership``): each replica
+  runs the passes of the environments it owns (``core.shard``), whoever leads; the leader keeps
+  the cluster-wide duties (PR environments, approved passes).
 
 Reporting plugs in through ``reconcile.PassListener`` (GitHub statuses, chat), given to the agent
 when it is built (``composition``). Only the leader runs passes, so only the leader reports.
@@ -44,6 +46,7 @@ from gitops_agent.core.schedule import (
     jitter_of,
     request_pass,
 )
+from gitops_agent.core.shard import owned_by, owner
 from gitops_agent.errors import GitOpsError
 from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.logging_setup import log_context, set_commit
@@ -102,6 +105,7 @@ class EnvironmentView:
     finished_at: float | None  # Unix time
     duration_s: float | None
     last_success_at: float | None
+    owner: str = ""  # the replica that runs its passes ("" when none does)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class SchedulerStatus:
     environments: tuple[EnvironmentView, ...]
     git_cache: CacheStats | None = None  # None until measured (previews configured)
     pull_request_environments: tuple[PrEnvironmentStatus, ...] = ()
+    members: tuple[str, ...] = ()  # the live replicas sharing the environments (sharded only)
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,10 @@ class _Last:
 
 #: a follower's way to hand a push to the leader (``leader.PushRelay.relay``); True when told
 Relay = Callable[[str], bool]
+#: hands a push to another member, the owner of an environment (``membership.Membership.relay``)
+MemberRelay = Callable[[str, str], bool]
+#: a reason this replica is not ready yet (None when that part is)
+Gate = Callable[[], str | None]
 
 
 class Scheduler:
@@ -177,6 +186,11 @@ class Scheduler:
         self._approved: dict[str, ApprovedPass] = {}  # per environment: taken by its next pass
         self._leading = False
         self._stopping = False
+        #: sharded: the live members and what this replica owns; None: whoever leads runs every pass
+        self._members: tuple[str, ...] | None = None
+        self._owned: frozenset[str] = frozenset()
+        self.member_relay: MemberRelay | None = None
+        self.gates: list[Gate] = []
         self._fetch = SharedFetch(agent.fetch, max_age_s=self.options.fetch_max_age_s, clock=clock)
         self._readiness = Readiness(probe, interval_s=self.options.probe_interval_s, clock=clock)
         self.relay = relay
@@ -227,13 +241,30 @@ class Scheduler:
         pass starts (one in flight finishes; it cannot be stopped between objects from here)."""
         with self._cond:
             changed, self._leading = self._leading != leading, leading
+            sharded = self._members is not None
         self.metrics.leader.set(1 if leading else 0)
+        if not sharded:
+            self.metrics.owned.set(len(self._envs) if leading else 0)
         if changed and leading:
-            log.info("leading: reconciling every environment")
-            self.trigger(list(self._envs), urgent=False)
+            if not sharded:
+                log.info("leading: reconciling every environment")
+                self.trigger(list(self._envs), urgent=False)
             self._sweep_pr_environments()  # at start-up (or take-over): what closed meanwhile goes
         elif changed:
             log.warning("no longer leading: no new passes")
+
+    def set_members(self, members: tuple[str, ...]) -> None:
+        """Membership's verdict: the live members. The environments this replica owns now and did
+        not before get a pass now; those it lost start no new pass (one in flight finishes, under its
+        lock)."""
+        owned = owned_by(self.options.identity, self._envs, members)
+        with self._cond:
+            gained = owned - self._owned
+            self._members, self._owned = members, owned
+        self.metrics.owned.set(len(owned))
+        if gained:
+            log.info("owning %s", ", ".join(sorted(gained)))
+            self.trigger(sorted(gained), urgent=False)
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Stops new passes and waits (bounded) for those in flight; True when none is left running."""
@@ -261,7 +292,7 @@ class Scheduler:
     def owns(self, name: str) -> bool:
         """Does this replica run the environment's passes now? (its watches follow this)"""
         with self._cond:
-            return self._leading and not self._stopping
+            return self._may_run(name)
 
     # --- triggers -------------------------------------------------------------------------------
 
@@ -271,11 +302,28 @@ class Scheduler:
         names = environments_for_ref(self._branches, ref)
         if not names:
             return PushOutcome(())
+        if self._members is not None:
+            return self._push_sharded(ref, names)
         if not self._leading and self.relay is not None:
             return PushOutcome(names, relayed=self.relay(ref))
         self._fetch.invalidate()
         self.trigger(names, urgent=True)
         return PushOutcome(names)
+
+    def _push_sharded(self, ref: str, names: tuple[str, ...]) -> PushOutcome:
+        """Passes of the pushed environments this replica owns; the ref noted on the membership
+        Lease of each other owner, whose next renewal passes its own."""
+        members = self._members or ()
+        owners = {owner(name, members) for name in names} - {None, self.options.identity}
+        relayed = False
+        if self.member_relay is not None:
+            for member in sorted(o for o in owners if o):
+                relayed = self.member_relay(member, ref) or relayed
+        mine = [name for name in names if name in self._owned]
+        if mine:
+            self._fetch.invalidate()
+            self.trigger(mine, urgent=True)
+        return PushOutcome(names, relayed=relayed)
 
     def preview(self, number: int, head_sha: str, base_ref: str) -> bool:
         """Queue a preview of a pull request. Any replica may preview: it only reads the cluster and
@@ -342,9 +390,19 @@ class Scheduler:
             return
         future.add_done_callback(lambda f: self._release(name) if f.cancelled() else None)
 
+    def _may_run(self, name: str) -> bool:
+        """Under ``_cond``: does this replica run the environment's passes now? Sharded, its owner
+        does; an approved pass is the leader's (the environment's lock keeps it from overlapping
+        the owner's)."""
+        if self._stopping:
+            return False
+        if self._members is None:
+            return self._leading
+        return name in self._owned or (self._leading and name in self._approved)
+
     def _request(self, name: str, *, urgent: bool) -> bool:
         with self._cond:
-            if self._stopping or not self._leading:
+            if not self._may_run(name):
                 return False
             self._states[name], start = request_pass(self._states[name], urgent=urgent)
             return start
@@ -353,7 +411,7 @@ class Scheduler:
         """Runs passes of one environment while requests keep coming (at most one more each time)."""
         env = self._envs[name]
         while True:
-            if self._halted():
+            if self._halted(name):
                 self._release(name)
                 return
             try:
@@ -364,14 +422,14 @@ class Scheduler:
             if not self._again(name):
                 return
 
-    def _halted(self) -> bool:
+    def _halted(self, name: str) -> bool:
         with self._cond:
-            return self._stopping or not self._leading
+            return not self._may_run(name)
 
     def _again(self, name: str) -> bool:
         with self._cond:
             self._states[name], again = finish_pass(self._states[name])
-            if again and (self._stopping or not self._leading):
+            if again and not self._may_run(name):
                 self._states[name], again = PassState(), False
             self._cond.notify_all()
             return again
@@ -438,23 +496,25 @@ class Scheduler:
 
     def _warm_fetch(self) -> None:
         """Followers fetch at the poll interval: ready (/readyz) and fast to take over."""
-        if not self._leading and not self._stopping:
+        if not self._stopping and (not self._leading or self._members is not None):
             self._fetch.fetch_if_stale()
 
     # --- views ----------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[str, ...]:
         """Why this replica is not ready; empty when it is (config loaded, repo fetched, clusters up)."""
-        return self._readiness.reasons(fetched=self._fetch.succeeded_once, fetch_error=self._fetch.error)
+        reasons = self._readiness.reasons(fetched=self._fetch.succeeded_once, fetch_error=self._fetch.error)
+        return reasons + tuple(r for r in (gate() for gate in self.gates) if r)
 
     def status(self) -> SchedulerStatus:
         with self._cond:
             envs = tuple(self._view(env) for env in self.config.environments)
-            leading = self._leading
+            leading, members = self._leading, self._members or ()
         error = self._fetch.error
         cache = self._pull_refs.stats() if self._pull_refs is not None else None
         prs = self.pr_environments.status() if self.pr_environments is not None else ()
-        return SchedulerStatus(leading, self.options.identity, self.readiness(), str(error or ""), envs, cache, prs)
+        ready = self.readiness()
+        return SchedulerStatus(leading, self.options.identity, ready, str(error or ""), envs, cache, prs, members)
 
     def _interval(self, env: EnvironmentConfig) -> float:
         return interval_of(env.interval_s, self.config.repo.poll_interval_s)
@@ -472,7 +532,13 @@ class Scheduler:
             finished_at=last.finished_at,
             duration_s=last.duration_s,
             last_success_at=last.success_at,
+            owner=self._owner(env.name),
         )
+
+    def _owner(self, name: str) -> str:
+        if self._members is None:
+            return self.options.identity if self._leading else ""
+        return owner(name, self._members) or ""
 
 
 def _tell_approver(on_done: Callable[[PassResult], None], result: PassResult) -> None:

@@ -1,8 +1,10 @@
 """``gitops-agent run``: runs what ``composition.daemon_wiring`` built until SIGTERM or SIGINT.
 
-Shutdown, in this order: no new passes; wait (bounded) for the passes in flight; release the Lease
-(only if none is still running: a running pass keeps it until it expires, so the other replica
-cannot start a second writer); stop the HTTP server; exit 0.
+Start-up creates the agent's namespace when missing (it holds the Leases), then joins the members
+(``membership``) and leader election. Shutdown, in this order: no new passes; wait (bounded) for
+the passes in flight; leave the members and release the Lease (only if none is still running: a
+running pass keeps its environment's lock until it expires, so no second writer starts); stop the
+HTTP server; exit 0.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def serve(wiring: DaemonWiring) -> int:
     if config.server.webhook_secret_file is None:
         log.warning("no webhook secret configured (server.webhook_secret_file): GitHub webhooks are refused")
     stop = _stop_on_signals()
+    if wiring.membership is not None:
+        wiring.membership.ensure_namespace()  # before anything starts: a clear error, exit 1
     wiring.server.start()
     wiring.scheduler.start()
     if wiring.elector is None:
@@ -33,6 +37,8 @@ def serve(wiring: DaemonWiring) -> int:
         wiring.scheduler.set_leading(True)
     else:
         wiring.elector.start()
+    if wiring.membership is not None:
+        wiring.membership.start()
     log.info(
         "serving webhooks and probes on %s, status and metrics on %s%s; environments: %s",
         wiring.server.url, wiring.server.status_url,
@@ -59,6 +65,8 @@ def _stop_on_signals() -> threading.Event:
 def shut_down(wiring: DaemonWiring) -> int:
     wiring.stopping.set()  # a pass following its rollout stops waiting; one that is writing finishes
     idle = wiring.scheduler.stop()
+    if wiring.membership is not None:
+        wiring.membership.stop(leave=idle)
     if wiring.elector is not None:
         wiring.elector.stop(release=idle)
     wiring.server.stop()

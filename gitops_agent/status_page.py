@@ -16,15 +16,17 @@ from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
 
 def status_json(status: SchedulerStatus) -> dict[str, Any]:
     """The stable JSON of ``GET /status`` (the README documents each field): ``leader``,
-    ``identity``, ``ready``, ``not_ready``, ``fetch_error``, ``git_cache: {bytes, pull_refs} | null``,
+    ``identity``, ``members`` (the live replicas sharing the environments; empty unless sharded),
+    ``ready``, ``not_ready``, ``fetch_error``, ``git_cache: {bytes, pull_refs} | null``,
     ``pull_request_environments`` (``environment, name, namespace, pull_request, head, applied,
     health, expires``) and ``environments``, each with its last
-    pass: ``name, policy, branch, interval_s, running, pending, commit, outcome, ok, summary,
+    pass: ``name, owner, policy, branch, interval_s, running, pending, commit, outcome, ok, summary,
     drift: {expected, unexpected}, health: {status, message} | null, last_error, reason,
     finished_at, duration_s, last_success_at``."""
     return {
         "leader": status.leading,
         "identity": status.identity,
+        "members": list(status.members),
         "ready": not status.ready,
         "not_ready": list(status.ready),
         "fetch_error": clip(status.fetch_error, MESSAGE_CHARS),
@@ -38,6 +40,7 @@ def _environment_json(v: EnvironmentView) -> dict[str, Any]:
     r = v.last
     return {
         "name": v.name,
+        "owner": v.owner,  # the replica running its passes
         "policy": v.policy,
         "branch": v.branch,
         "interval_s": v.interval_s,
@@ -87,7 +90,8 @@ def status_html(status: SchedulerStatus) -> str:
     """The page for people; every value escaped (errors quote manifests, branch names are anyone's)."""
     role = "leader" if status.leading else "follower"
     ready = "ready" if not status.ready else "not ready: " + "; ".join(status.ready)
-    summary = f"{role} {status.identity} — {ready}".strip()
+    members = f" — members: {', '.join(status.members)}" if status.members else ""
+    summary = f"{role} {status.identity}{members} — {ready}".strip()
     rows = "\n".join(_row(_environment_json(v)) for v in status.environments)
     return _PAGE.format(summary=html.escape(summary), rows=rows)
 

@@ -4,6 +4,7 @@ collaborators."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.watch import WatchCache
 from gitops_agent.composition import build_agent, chat_reporter, github_client, reporter
 from gitops_agent.config import Config
+from gitops_agent.errors import ConfigError
 from gitops_agent.git_hygiene import PullRefKeeper
 from gitops_agent.leader import LeaderElector, LeaderOptions, PushRelay, default_identity
+from gitops_agent.membership import Membership, MembershipOptions
 from gitops_agent.metrics import Metrics
 from gitops_agent.pr_environments import PullRequestEnvironments
 from gitops_agent.readiness import cluster_probe
@@ -49,6 +52,8 @@ class DaemonWiring:
     stopping: threading.Event = field(default_factory=threading.Event)
     approvals: Approvals | None = None
     chat: ChatReporter | None = None
+    #: the replicas sharing the environments; None without leader election (one process runs all)
+    membership: Membership | None = None
 
 
 def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
@@ -71,7 +76,11 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     listeners = [x for x in (told, chat, checks) if x is not None]
     # the environments' locks name this process as its Lease does
     agent = build_agent(config, listeners=listeners, stopping=stopping, clusters=clusters, identity=identity)
-    lease = LeaderOptions(namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager)
+    duration = lease_duration_s()
+    lease = LeaderOptions(
+        namespace=config.agent.namespace, identity=identity, field_manager=config.agent.field_manager,
+        lease_duration_s=duration, renew_interval_s=duration / 3, renew_deadline_s=duration * 2 / 3,
+    )  # fmt: skip
     lease_kube = KubeClient.connect(kubeconfig=options.kubeconfig) if options.leader_election else None
     scheduler = Scheduler(
         agent,
@@ -85,9 +94,18 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         pr_environments=PullRequestEnvironments(agent, github) if config.pull_request_environments else None,
     )
     watch_live_state(agent, scheduler)
-    elector = None
+    elector = membership = None
     if lease_kube is not None:
         elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
+        member = MembershipOptions(
+            namespace=lease.namespace, identity=identity, lease_duration_s=duration,
+            renew_interval_s=lease.renew_interval_s, renew_deadline_s=lease.renew_deadline_s,
+            field_manager=lease.field_manager,
+        )  # fmt: skip
+        membership = Membership(lease_kube, member, on_change=scheduler.set_members, on_push=scheduler.push)
+        scheduler.member_relay = membership.relay
+        scheduler.set_members(())  # sharded from the start: owns nothing until it joined, even leading
+        scheduler.gates += [_joined(membership), _elected(elector)]
     approvals = None
     if github is not None and writes is not None:
         approvals = Approvals(config, github, scheduler, writes, checks)
@@ -95,7 +113,29 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         address, scheduler, webhook_secret=secret, approvals=approvals, status_address=status_address,
         status_token=status_token, max_connections=config.server.max_connections,
     )  # fmt: skip
-    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat)
+    return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat, membership)
+
+
+def lease_duration_s() -> float:
+    """How long the leader's and the members' Leases live unrenewed: ``$GITOPS_AGENT_LEASE_DURATION``
+    seconds (default 15; tests shorten it to see a replica's share move). Renewed three times per
+    duration, given up after two thirds of it."""
+    raw = os.environ.get("GITOPS_AGENT_LEASE_DURATION") or "15"
+    try:
+        duration = float(raw)
+    except ValueError:
+        duration = 0.0
+    if duration <= 0:
+        raise ConfigError(f"$GITOPS_AGENT_LEASE_DURATION: expected seconds above 0, got {raw!r}")
+    return duration
+
+
+def _joined(membership: Membership) -> Callable[[], str | None]:
+    return lambda: None if membership.joined else "not a member yet (membership Lease not written)"
+
+
+def _elected(elector: LeaderElector) -> Callable[[], str | None]:
+    return lambda: None if elector.settled else "leader election has not read or written its Lease yet"
 
 
 def watch_live_state(agent: Agent, scheduler: Scheduler) -> WatchCache:
