@@ -18,6 +18,8 @@ from gitops_agent.core.health import aggregate, assess, explain_failure, explain
 from gitops_agent.model import Health, HealthStatus, KubeObject, ObjectHealth, ObjectKey
 
 FAILED = HealthStatus.FAILED
+#: the config's health rules, by (group, kind) (``core.health_custom.by_kind``)
+CustomRules = Mapping[tuple[str, str], Callable[[KubeObject], Health]]
 
 DEFAULT_PROGRESS_DEADLINE_S = 600.0
 #: after the longest progress deadline, the controller needs a moment to set the condition
@@ -79,11 +81,15 @@ def default_timeout(manifests: Iterable[KubeObject]) -> float:
 
 
 def health_of(
-    keys: Sequence[ObjectKey], reader: LiveReader, *, explain: frozenset[HealthStatus] = frozenset({FAILED})
+    keys: Sequence[ObjectKey],
+    reader: LiveReader,
+    *,
+    explain: frozenset[HealthStatus] = frozenset({FAILED}),
+    rules: CustomRules | None = None,
 ) -> tuple[ObjectHealth, ...]:
     """Each object's health now. A workload (Deployment, StatefulSet, DaemonSet, Job, Pod) whose
     status is in ``explain`` gets its pods' reason ("api: 0/3 ready, CrashLoopBackOff in container
-    app, exit code 1 (Error)"): pods are read for those only."""
+    app, exit code 1 (Error)"): pods are read for those only. ``rules``: the config's health rules."""
     live = reader.get_many(keys)
     out = []
     for key in keys:
@@ -91,7 +97,7 @@ def health_of(
         if obj is None:
             out.append(ObjectHealth(key, HealthStatus.UNKNOWN, "not found"))
             continue
-        health = assess(obj)
+        health = assess(obj, rules)
         message = health.message
         if explains(key.group, key.kind) and health.status in explain:
             message = f"{explain_failure(obj, _pods_of(obj, key, reader))} ({health.message})"
@@ -121,6 +127,7 @@ def follow(
     stop: threading.Event | None = None,
     progress: Callable[[RolloutProgress], None] | None = None,
     elapsed_before_s: float = 0.0,
+    rules: CustomRules | None = None,
 ) -> RolloutResult:
     """Poll until every object is Current, one is Failed, or ``timeout_s`` passes. ``stop`` (the
     agent shutting down) ends the wait early: following is only watching, safe to abandon.
@@ -128,7 +135,7 @@ def follow(
     rollout it stopped following counts the time since the apply)."""
     started = clock() - elapsed_before_s
     while True:
-        objects = health_of(keys, reader)
+        objects = health_of(keys, reader, rules=rules)
         status = aggregate(o.status for o in objects)
         elapsed = clock() - started
         if status in (HealthStatus.CURRENT, HealthStatus.FAILED):
@@ -137,7 +144,8 @@ def follow(
             return RolloutResult(status, objects, "stopped following: the agent is shutting down", elapsed)
         if elapsed >= timeout_s:
             stuck_keys = [o.key for o in objects if o.status is not HealthStatus.CURRENT]
-            stuck = health_of(stuck_keys, reader, explain=frozenset(HealthStatus) - {HealthStatus.CURRENT})
+            explain = frozenset(HealthStatus) - {HealthStatus.CURRENT}
+            stuck = health_of(stuck_keys, reader, explain=explain, rules=rules)
             message = f"timed out after {timeout_s:.0f}s: " + "; ".join(f"{o.key}: {o.message}" for o in stuck)
             return RolloutResult(HealthStatus.FAILED, objects, message, elapsed)
         if progress is not None:
@@ -150,5 +158,12 @@ def summarize(objects: Sequence[ObjectHealth], status: HealthStatus) -> str:
     if status is HealthStatus.CURRENT:
         return f"healthy ({len(objects)} object{'s' if len(objects) != 1 else ''})"
     worst = [o for o in objects if o.status is status]
-    # an explained workload's message begins with its name already
-    return "; ".join(o.message if explains(o.key.group, o.key.kind) else f"{o.key}: {o.message}" for o in worst[:3])
+    return "; ".join(_line(o) for o in worst[:3])
+
+
+def _line(o: ObjectHealth) -> str:
+    """An explained workload's message begins with its name already: ``Job/doomed: 0/1 succeeded, ...``;
+    a Deployment's is said without its kind, as it always was (``api: 0/3 ready, ...``)."""
+    if not explains(o.key.group, o.key.kind):
+        return f"{o.key}: {o.message}"
+    return o.message if o.key.kind == "Deployment" else f"{o.key.kind}/{o.message}"

@@ -6,12 +6,13 @@
    ``status.observedGeneration`` -> InProgress (the controller has not seen the change yet, so
    the rest of ``status`` describes the old spec); ``Stalled=True`` -> Failed;
    ``Reconciling=True`` -> InProgress;
-2. the kind's own rule: ``RULES``, a table from (group, kind) to a small function
-   (``core.health_rules``);
+2. the kind's own rule: a user-defined one from the config (``core.health_custom``, CEL), else
+   ``RULES``, a table from (group, kind) to a small function (``core.health_rules``);
 3. standard conditions, for everything else (custom resources): ``Ready``, ``Available`` or
    ``Succeeded`` True -> Current, Unknown -> InProgress, False -> Failed when the reason says so
    (``...Failed``, ``Error``...) or the condition is ``Succeeded``, else InProgress;
-4. no status to judge -> Current: it exists, which is all such an object promises.
+4. a ``status.phase`` word that means the same everywhere (``health_rules.PHASES``);
+5. no status to judge -> Current: it exists, which is all such an object promises.
 
 Aggregation (``aggregate``): an environment is as healthy as its worst object, in this order of
 badness: Failed > InProgress > Unknown > Current. Unknown (an object not found, a node not
@@ -54,12 +55,14 @@ RULES: dict[tuple[str, str], r.Rule] = {
 }
 
 
-def assess(obj: KubeObject) -> Health:
-    """The object's health now, with a one-line message; pure (no clock, no reads)."""
+def assess(obj: KubeObject, custom: Mapping[tuple[str, str], r.Rule] | None = None) -> Health:
+    """The object's health now, with a one-line message; pure (no clock, no reads). ``custom``:
+    the user's rules by (group, kind) (``core.health_custom``), which take the place of ours."""
     generic = _generic(obj)
     if generic is not None:
         return generic
-    rule = RULES.get((api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", ""))))
+    key = (api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
+    rule = (custom or {}).get(key) or RULES.get(key)
     if rule is not None:
         return rule(obj)
     return _by_conditions(obj) or r.by_phase(obj) or _exists(obj)

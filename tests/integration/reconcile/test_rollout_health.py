@@ -82,6 +82,8 @@ def test_a_failing_job_fails(repo: ConfigRepo, names: dict[str, str], tmp_path: 
     dev = quick(make_config(repo, names, tmp_path)).sync_all("dev")[0]
     assert dev.health is not None and dev.health.status is HealthStatus.FAILED
     assert "Job/" in dev.health.message and "backoff limit" in dev.health.message
+    # its pod's own words, read through the Job's selector and owner reference
+    assert "doomed: 0/1 succeeded, 1 failed, container c exited 1" in dev.health.message, dev.health.message
 
 
 class Recording:
