@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client as k8s
 
 from gitops_agent.agent import Agent
-from gitops_agent.cluster.watch import WatchCache
+from gitops_agent.cluster.watch import WatchCache, WatchOptions
 from gitops_agent.composition.daemon import watch_live_state
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import Scheduler
@@ -64,9 +64,12 @@ def app(repo: ConfigRepo) -> ConfigRepo:
     return repo
 
 
-def running(agent: Agent, passes: Passes) -> Iterator[tuple[Scheduler, WatchCache]]:
+def running(agent: Agent, options: WatchOptions | None = None) -> Iterator[tuple[Scheduler, WatchCache]]:
+    """The daemon's scheduler and watches (as ``composition.daemon`` wires them), leading."""
     scheduler = Scheduler(agent)
     watches = watch_live_state(agent, scheduler)
+    if options is not None:  # tests shorten the watch timeout and backoff
+        watches.options = options
     scheduler.start()
     scheduler.set_leading(True)
     try:
@@ -102,7 +105,7 @@ def test_kubectl_edit_is_seen_within_2s_without_polling(
     passes = Passes()
     agent = agent_factory(make_config(app, names, tmp_path, interval="1h", policy=policy), listeners=[passes])
     apps = k8s.AppsV1Api(api_client)
-    for _, watches in running(agent, passes):
+    for _, watches in running(agent):
         synced(watches, passes, "dev")
         edited = kubectl_edit(apps, names["dev"], 3)
         if policy == "report":
@@ -129,7 +132,7 @@ def test_a_scheduled_pass_with_the_cache_synced_lists_nothing(
 ) -> None:
     passes = Passes()
     agent = agent_factory(make_config(app, names, tmp_path, interval="1h"), listeners=[passes])
-    for scheduler, watches in running(agent, passes):
+    for scheduler, watches in running(agent):
         synced(watches, passes, "dev")
         time.sleep(0.5)  # the apply's status churn settles
         before = dict(agent.clusters.request_counts())
