@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gitops_agent.core.drift import ExpectedManager, IgnoreRule
+from gitops_agent.core.health_custom import CustomRule, RuleError, compile_rule
 from gitops_agent.core.helm import (
     ChartSource,
     HelmSpec,
@@ -41,6 +42,7 @@ from gitops_agent.core.promote import PromotableField
 from gitops_agent.core.render_box import DEFAULT_RENDER_LIMITS, RenderLimits, prefix_problem
 from gitops_agent.core.scope import Scope
 from gitops_agent.errors import ConfigError
+from gitops_agent.model import api_group
 
 DEFAULT_CONFIG_NAME = "gitops-agent.yaml"
 CONFIG_ENV_VAR = "GITOPS_AGENT_CONFIG"
@@ -196,6 +198,8 @@ class Config:
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     render: RenderLimits = DEFAULT_RENDER_LIMITS
     pull_request_environments: tuple[PullRequestEnvironmentConfig, ...] = ()
+    #: ``health_rules``: the user's CEL health rules, compiled (``core.health_custom``)
+    health_rules: tuple[CustomRule, ...] = ()
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
@@ -314,7 +318,7 @@ class _Reader:
 
     def config(self, data: Any) -> Config:
         keys = {"repo", "environments", "agent", "github", "chat", "server", "promotion", "render",
-                "pull_request_environments"}  # fmt: skip
+                "pull_request_environments", "health_rules"}  # fmt: skip
         top = self.mapping(data, "top level", keys, {"repo", "environments"})
         envs = top["environments"]
         if not isinstance(envs, list) or not envs:
@@ -341,7 +345,28 @@ class _Reader:
             promotion=self.promotion(top.get("promotion") or {}),
             render=render,
             pull_request_environments=self.pr_environments(top.get("pull_request_environments") or [], environments),
+            health_rules=self.health_rules(top.get("health_rules") or []),
         )
+
+    def health_rules(self, value: Any) -> tuple[CustomRule, ...]:
+        """``health_rules``: per api_version/kind, CEL for current (required), in_progress, failed
+        and message; compiled here, so a bad expression stops the load naming its rule."""
+        rules: list[CustomRule] = []
+        keys = ("api_version", "kind", "current", "in_progress", "failed", "message")
+        for item, w in self.items(value, "health_rules"):
+            data = self.mapping(item, w, keys, ("api_version", "kind", "current"))
+            api_version, kind = (
+                self.string(data["api_version"], f"{w}.api_version"),
+                self.string(data["kind"], f"{w}.kind"),
+            )
+            if any((r.group, r.kind) == (api_group(api_version), kind) for r in rules):
+                raise self.fail(w, f"a second rule for {api_version} {kind}")
+            exprs = {k: self.opt(data, k, w, self.string) for k in keys[2:]}
+            try:
+                rules.append(compile_rule(f"{w} ({api_version} {kind})", api_version, kind, exprs))
+            except RuleError as exc:
+                raise ConfigError(f"{self.source}: {exc}") from None
+        return tuple(rules)
 
     def pr_environments(
         self, value: Any, environments: tuple[EnvironmentConfig, ...]

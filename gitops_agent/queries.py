@@ -16,6 +16,7 @@ from gitops_agent.cluster.sync import drift_in, observe
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.health import aggregate
+from gitops_agent.core.health_custom import by_kind
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
 from gitops_agent.core.pass_rules import UP_TO_DATE, held_commit
 from gitops_agent.core.pr_env import timestamp
@@ -101,7 +102,8 @@ class Queries:
             return "", []
         seen = observe(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
         view = LiveView(seen.live, LiveReads(api))
-        return last.commit, list(health_of([key for key, _ in seen.applied], view))
+        rules = by_kind(self.config.health_rules)
+        return last.commit, list(health_of([key for key, _ in seen.applied], view, rules=rules))
 
     def history(self, env: EnvironmentConfig) -> list[HistoryEntry]:
         """What ran in an environment and what each apply rolled forward, newest first: the commits
@@ -165,7 +167,8 @@ class Queries:
             objects = self.snapshots.snapshot(env, applied) if applied else ()
             seen = observe(api, objects, options)
             found = drift_in(seen, options)
-            health = health_of([key for key, _ in seen.applied], LiveView(seen.live, LiveReads(api)))
+            view = LiveView(seen.live, LiveReads(api))
+            health = health_of([key for key, _ in seen.applied], view, rules=by_kind(self.config.health_rules))
             latest = ledger.entries[-1] if ledger.entries else None
             held = held_commit(ledger, target, lambda then: self.snapshots.same_intent(env, target, then))
             rolled_back = f" (rolled back to {held[:12]} until the rollback PR merges)" if held != target else ""

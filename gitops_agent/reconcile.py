@@ -27,6 +27,7 @@ from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.sync import drift, run_hooks
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
+from gitops_agent.core.health_custom import by_kind
 from gitops_agent.core.hooks import Phase, in_phase
 from gitops_agent.core.ledger import APPLIED, FAILED, ROLLOUT_FAILED, Ledger, LedgerEntry, clipped
 from gitops_agent.core.pass_rules import (
@@ -413,7 +414,10 @@ class Reconciler:
         timeout = settings.timeout_s or env.health_timeout_s or default_timeout(o.manifest for o in objects)
 
         def wait(keys: Sequence[ObjectKey]) -> tuple[Health, tuple[ObjectHealth, ...]]:
-            seen = follow(list(keys), LiveReads(api), timeout_s=timeout, poll_s=settings.poll_s, stop=self.stopping)
+            rules = by_kind(self.config.health_rules)
+            seen = follow(
+                list(keys), LiveReads(api), timeout_s=timeout, poll_s=settings.poll_s, stop=self.stopping, rules=rules
+            )
             return seen.health, seen.objects
 
         return wait
@@ -440,6 +444,7 @@ class Reconciler:
             stop=self.stopping,
             progress=progress,
             elapsed_before_s=elapsed_before_s,
+            rules=by_kind(self.config.health_rules),
         ).health
 
     def _handover(self, env: EnvironmentConfig, api: ClusterApi) -> Handover:
