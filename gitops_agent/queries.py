@@ -21,7 +21,7 @@ from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, LedgerEntry
 from gitops_agent.core.pass_rules import UP_TO_DATE, held_commit
 from gitops_agent.core.pr_env import timestamp
 from gitops_agent.errors import GitOpsError
-from gitops_agent.model import ObjectHealth
+from gitops_agent.model import HealthStatus, ObjectHealth
 from gitops_agent.reconcile import PassResult, state_store, sync_options
 from gitops_agent.rollout import LiveView, health_of
 from gitops_agent.snapshots import Snapshots
@@ -103,7 +103,9 @@ class Queries:
         seen = observe(api, self.snapshots.snapshot(env, last.commit), sync_options(self.config, env))
         view = LiveView(seen.live, LiveReads(api))
         rules = by_kind(self.config.health_rules)
-        return last.commit, list(health_of([key for key, _ in seen.applied], view, rules=rules))
+        # asked for by a person: a workload still InProgress is explained by its pods too
+        explain = frozenset({HealthStatus.FAILED, HealthStatus.IN_PROGRESS})
+        return last.commit, list(health_of([key for key, _ in seen.applied], view, explain=explain, rules=rules))
 
     def history(self, env: EnvironmentConfig) -> list[HistoryEntry]:
         """What ran in an environment and what each apply rolled forward, newest first: the commits

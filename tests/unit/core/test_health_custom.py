@@ -12,7 +12,8 @@ from gitops_agent.config import parse_config
 from gitops_agent.core.health import assess
 from gitops_agent.core.health_custom import by_kind, compile_rule
 from gitops_agent.errors import ConfigError
-from gitops_agent.model import HealthStatus
+from gitops_agent.model import Health, HealthStatus
+from tests.support import paths
 
 C, P, F, U = HealthStatus.CURRENT, HealthStatus.IN_PROGRESS, HealthStatus.FAILED, HealthStatus.UNKNOWN
 
@@ -118,3 +119,56 @@ def test_two_rules_for_one_kind_are_an_error() -> None:
     rule = {"api_version": "a.io/v1", "kind": "X", "current": "true"}
     with pytest.raises(ConfigError, match=r"health_rules\[1\]: a second rule for a.io/v2 X"):
         parse_config(_config([rule, rule | {"api_version": "a.io/v2"}]), source="c.yaml")
+
+
+# --- the README's example rules load and judge as they say ---------------------------------------
+
+
+def _readme_rules() -> str:
+    text = (paths.REPOSITORY / "README.md").read_text()
+    start = text.index("```yaml\nhealth_rules:\n") + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def _with(api_version: str, kind: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "status": status}
+
+
+def _cond(kind: str, status: str, reason: str, message: str) -> dict[str, str]:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def _rollout(**status: Any) -> dict[str, Any]:
+    return _with("argoproj.io/v1alpha1", "Rollout", status)
+
+
+def _cert(*conditions: dict[str, str]) -> dict[str, Any]:
+    return _with("cert-manager.io/v1", "Certificate", {"conditions": list(conditions)} if conditions else {})
+
+
+def _workflow(**status: Any) -> dict[str, Any]:
+    return _with("argoproj.io/v1alpha1", "Workflow", status)
+
+
+NOT_ISSUED = _cond("Ready", "False", "DoesNotExist", "Issuing certificate as Secret does not exist")
+ISSUING_FAILED = _cond("Issuing", "False", "Failed", "The certificate request has failed to complete")
+README_CASES: dict[str, tuple[dict[str, Any], HealthStatus, str]] = {
+    "rollout-healthy": (_rollout(phase="Healthy"), C, "Healthy"),
+    "rollout-paused": (_rollout(phase="Paused", message="CanaryPauseStep"), P, "CanaryPauseStep"),
+    "rollout-degraded": (_rollout(phase="Degraded", message="ProgressDeadlineExceeded"), F, "ProgressDeadlineExceeded"),
+    "rollout-new": (_rollout(), P, "no status yet"),
+    "cert-ready": (_cert(_cond("Ready", "True", "Ready", "Certificate is up to date")), C, "Certificate is up to date"),
+    "cert-failed": (_cert(NOT_ISSUED, ISSUING_FAILED), F, "Issuing certificate as Secret does not exist"),
+    "cert-new": (_cert(), P, "not issued yet"),
+    "workflow-running": (_workflow(phase="Running"), P, "phase Running"),
+    "workflow-succeeded": (_workflow(phase="Succeeded"), C, "phase Succeeded"),
+    "workflow-error": (_workflow(phase="Error", message="child failed"), F, "child failed"),
+}
+
+
+@pytest.mark.parametrize(("obj", "health", "message"), list(README_CASES.values()), ids=list(README_CASES))
+def test_the_readme_rules(obj: dict[str, Any], health: HealthStatus, message: str) -> None:
+    config = yaml.safe_load(_config([]))
+    config["health_rules"] = yaml.safe_load(_readme_rules())["health_rules"]
+    rules = by_kind(parse_config(yaml.safe_dump(config), source="README.md").health_rules)
+    assert assess(obj, rules) == Health(health, message)
