@@ -3,6 +3,8 @@ demand) and lookups that turn an ``ObjectKey`` into the resource to call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gitops_agent.adapters.kube import Discovery, KubeClient, ResourceInfo
 from gitops_agent.core.prepare import PreparedObject
 from gitops_agent.errors import ClusterError, ValidationError
@@ -10,17 +12,32 @@ from gitops_agent.model import KubeObject, ObjectKey
 
 
 class ClusterApi:
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        discovery: Discovery | None = None,
+        on_discover: Callable[[Discovery], None] | None = None,
+    ) -> None:
+        """``discovery``: one read before (``clients.Clusters`` keeps it), used until a kind or
+        version is missing from it, then read again once (a CRD added since); ``on_discover`` is
+        told every discovery read."""
         self.kube = kube
-        self._discovery: Discovery | None = None
+        self._discovery = discovery
+        self._fresh = discovery is None  # read by this view: a miss is a real miss
+        self._on_discover = on_discover
 
     def discovery(self, refresh: bool = False) -> Discovery:
         if self._discovery is None or refresh:
-            self._discovery = self.kube.discover()
+            self._discovery, self._fresh = self.kube.discover(), True
+            if self._on_discover is not None:
+                self._on_discover(self._discovery)
         return self._discovery
 
     def lookup(self, group: str, kind: str) -> ResourceInfo | None:
-        return self.discovery().lookup(group, kind)
+        info = self.discovery().lookup(group, kind)
+        if info is None and not self._fresh:
+            info = self.discovery(refresh=True).lookup(group, kind)
+        return info
 
     def resource(self, group: str, kind: str) -> ResourceInfo:
         """The resource serving a kind the agent needs (ConfigMap, Namespace…); ClusterError if none."""
@@ -32,6 +49,8 @@ class ClusterApi:
     def resource_for(self, p: PreparedObject) -> ResourceInfo:
         """The resource serving a snapshot's object at its apiVersion; ValidationError if none."""
         info = self.discovery().for_object(p.manifest)
+        if info is None and not self._fresh:
+            info = self.discovery(refresh=True).for_object(p.manifest)
         if info is None:
             raise ValidationError(f"{p.source}: {p.key}: the API server does not serve {p.manifest.get('apiVersion')}")
         return info

@@ -6,10 +6,14 @@ writes, so the cluster's RBAC bounds it."""
 from __future__ import annotations
 
 import threading
+import time
 
-from gitops_agent.adapters.kube import KubeClient
+from gitops_agent.adapters.kube import Discovery, KubeClient
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.config import EnvironmentConfig
+
+#: a discovery older than this is read again (a version the server prefers now, a kind removed)
+DISCOVERY_TTL_S = 600.0
 
 
 class Clusters:
@@ -17,6 +21,7 @@ class Clusters:
         self._kubeconfig = kubeconfig
         self._impersonate = impersonate
         self._clients: dict[tuple[str | None, str | None], KubeClient] = {}
+        self._discovered: dict[int, tuple[float, Discovery]] = {}  # by client: when read, what
         self._lock = threading.Lock()
 
     def kube(self, env: EnvironmentConfig) -> KubeClient:
@@ -35,11 +40,23 @@ class Clusters:
         return self._client(None, self._impersonate)
 
     def api(self, env: EnvironmentConfig) -> ClusterApi:
-        """A fresh view for one pass: discovery is read anew, so kinds added since are known."""
-        return ClusterApi(self.kube(env))
+        """A view for one pass over the cluster's last discovery (younger than ``DISCOVERY_TTL_S``),
+        read again when a kind or version is missing from it, so kinds added since are known and a
+        pass with nothing new sends no discovery request."""
+        return self._api(self.kube(env))
 
     def agent_api(self, env: EnvironmentConfig) -> ClusterApi:
-        return ClusterApi(self.agent_kube(env))
+        return self._api(self.agent_kube(env))
+
+    def _api(self, kube: KubeClient) -> ClusterApi:
+        with self._lock:
+            known = self._discovered.get(id(kube))
+        fresh = known is not None and time.monotonic() - known[0] < DISCOVERY_TTL_S
+        return ClusterApi(kube, known[1] if known and fresh else None, lambda d: self._remember(kube, d))
+
+    def _remember(self, kube: KubeClient, discovery: Discovery) -> None:
+        with self._lock:
+            self._discovered[id(kube)] = (time.monotonic(), discovery)
 
     def _client(self, context: str | None, identity: str | None, *, for_environment: bool = False) -> KubeClient:
         with self._lock:
@@ -62,5 +79,6 @@ class Clusters:
     def close(self) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
+            self._discovered = {}
         for client in clients:
             client.close()

@@ -142,4 +142,4 @@ def test_a_scheduled_pass_with_the_cache_synced_lists_nothing(
         after = agent.clusters.request_counts()
         delta = {verb: n - before.get(verb, 0) for verb, n in after.items() if n - before.get(verb, 0)}
         assert result.outcome == "up-to-date" and result.drift == ()
-        assert delta.get("list", 0) == 0 and delta.get("list-watch", 0) == 0, delta
+        assert delta.get("list", 0) == 0 and delta.get("list-watch", 0) == 0 and delta.get("discovery", 0) == 0, delta
