@@ -143,3 +143,22 @@ def test_a_scheduled_pass_with_the_cache_synced_lists_nothing(
         delta = {verb: n - before.get(verb, 0) for verb, n in after.items() if n - before.get(verb, 0)}
         assert result.outcome == "up-to-date" and result.drift == ()
         assert delta.get("list", 0) == 0 and delta.get("list-watch", 0) == 0 and delta.get("discovery", 0) == 0, delta
+
+
+def test_watches_stop_when_the_replica_no_longer_reconciles_the_environment(
+    app: ConfigRepo, names: dict[str, str], tmp_path: Path, agent_factory: AgentFactory,
+    api_client: k8s.ApiClient,
+) -> None:  # fmt: skip
+    passes = Passes()
+    agent = agent_factory(make_config(app, names, tmp_path, interval="1h"), listeners=[passes])
+    for scheduler, watches in running(agent):
+        synced(watches, passes, "dev")
+        assert watches.object_count() >= 2  # dev's ConfigMap and Deployment (and prod's)
+        scheduler.set_leading(False)  # as a lost Lease (or, sharded, dev moved to another replica)
+        deadline = time.monotonic() + 5
+        while watches.synced("dev") or watches.object_count():
+            assert time.monotonic() < deadline, "watches still running for environments not reconciled"
+            time.sleep(0.1)
+        edited = kubectl_edit(k8s.AppsV1Api(api_client), names["dev"], 2)
+        time.sleep(1.0)
+        assert passes.of("dev", after=edited) == []
