@@ -296,27 +296,28 @@ class Scheduler:
 
     # --- triggers -------------------------------------------------------------------------------
 
-    def push(self, ref: str) -> PushOutcome:
+    def push(self, ref: str, *, relay: bool = True) -> PushOutcome:
         """A push to ``ref``: fetch again and pass the environments following that branch. A follower
         relays it to the leader (``relay``, set by leader election) instead."""
         names = environments_for_ref(self._branches, ref)
         if not names:
             return PushOutcome(())
         if self._members is not None:
-            return self._push_sharded(ref, names)
+            return self._push_sharded(ref, names, relay=relay)
         if not self._leading and self.relay is not None:
             return PushOutcome(names, relayed=self.relay(ref))
         self._fetch.invalidate()
         self.trigger(names, urgent=True)
         return PushOutcome(names)
 
-    def _push_sharded(self, ref: str, names: tuple[str, ...]) -> PushOutcome:
+    def _push_sharded(self, ref: str, names: tuple[str, ...], *, relay: bool) -> PushOutcome:
         """Passes of the pushed environments this replica owns; the ref noted on the membership
-        Lease of each other owner, whose next renewal passes its own."""
+        Lease of each other owner, whose next renewal passes its own (``relay=False``: a relayed
+        push is not relayed again, or replicas would hand it back and forth for ever)."""
         members = self._members or ()
         owners = {owner(name, members) for name in names} - {None, self.options.identity}
         relayed = False
-        if self.member_relay is not None:
+        if self.member_relay is not None and relay:
             for member in sorted(o for o in owners if o):
                 relayed = self.member_relay(member, ref) or relayed
         mine = [name for name in names if name in self._owned]

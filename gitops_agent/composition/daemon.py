@@ -4,6 +4,7 @@ collaborators."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -102,7 +103,8 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
             renew_interval_s=lease.renew_interval_s, renew_deadline_s=lease.renew_deadline_s,
             field_manager=lease.field_manager,
         )  # fmt: skip
-        membership = Membership(lease_kube, member, on_change=scheduler.set_members, on_push=scheduler.push)
+        relayed = functools.partial(scheduler.push, relay=False)  # its owner passes it, nobody else
+        membership = Membership(lease_kube, member, on_change=scheduler.set_members, on_push=relayed)
         scheduler.member_relay = membership.relay
         scheduler.set_members(())  # sharded from the start: owns nothing until it joined, even leading
         scheduler.gates += [_joined(membership), _elected(elector)]

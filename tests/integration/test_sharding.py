@@ -12,6 +12,7 @@ entries in the ledgers show is what those caused.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -56,7 +57,9 @@ class Replica:
                    "--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
                    "--log-format", "json"]  # fmt: skip
         env = {**os.environ, "POD_NAME": f"replica-{name}", "GITOPS_AGENT_LEASE_DURATION": str(LEASE_S)}
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.log = tmp_path / f"agent-{name}.log"  # a file, not a pipe nobody reads: a full pipe blocks the agent
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
 
     def status(self) -> Any:
         try:
@@ -74,15 +77,16 @@ class Replica:
         s = self.status()
         return tuple(s["members"]) if s else ()
 
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         s = wait_until(self.status, timeout=60)
         return str(s["identity"])
 
     def stop(self) -> tuple[int, list[dict[str, Any]]]:
         self.proc.send_signal(signal.SIGTERM)
-        _, stderr = self.proc.communicate(timeout=60)
-        return self.proc.returncode, [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        self.proc.wait(timeout=60)
+        lines = self.log.read_text().splitlines()
+        return self.proc.returncode, [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture
@@ -155,6 +159,7 @@ def test_three_replicas_share_twelve_environments_kill_one_add_a_fourth(
     status = a.status()
     assert {e["name"]: e["owner"] for e in status["environments"]} == owners
     assert len(set(owners.values())) == 3  # 12 environments over 3 replicas: everyone owns some
+    time.sleep(6)  # past fetch_max_age_s (5s) since the v2 fetch: a take-over's pass fetches v3
 
     # SIGKILL c: its environments are applied by their new owners within a Lease plus an interval
     v3 = _write_all(repo, "v3")
@@ -171,7 +176,8 @@ def test_three_replicas_share_twelve_environments_kill_one_add_a_fourth(
     assert took < LEASE_S + RENEW_S + 5, took  # a pass is a few API calls: a few seconds of slack
     applied = _applied(kube, names["agent"], v3)
     assert {env: applied[env] for env in handed} == {env: [after[env]] for env in handed}
-    assert not any(applied[env] for env in ENVS if env not in handed)  # only the killed one's share moved
+    others = {env: applied[env] for env in ENVS if env not in handed and applied[env]}
+    assert not others, (others, handed, after)  # only the killed one's share moved
 
     # a fourth replica: only its share moves to it (and the others keep theirs)
     v4 = _write_all(repo, "v4")
