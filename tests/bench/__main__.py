@@ -43,6 +43,7 @@ from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.core.prepare import ENV_LABEL
 from tests.bench.render import bench_render, print_render
+from tests.bench.watch import bench_watch
 from tests.support.builders import widget_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -398,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps([asdict(r) for r in records], indent=2))
+    watched = bench_watch(args.kubeconfig)  # drift latency and a no-change pass's requests
+    (Path(args.out).parent / "watch.json").write_text(json.dumps(watched, indent=2))
+    print(f"watch: {watched}")
     print_table(records)
     print(f"\nwritten to {args.out}")
     return 0
