@@ -1,6 +1,7 @@
-"""``gitops-agent run`` end to end (serve.py): two processes elect a leader on a real Lease, the
-leader applies, a signed push delivered to the follower is relayed and applied, SIGTERM hands
-leadership over; SIGTERM during a pass stops following the rollout, exits 0, and leaves an
+"""``gitops-agent run`` end to end (serve.py): two processes elect a leader on a real Lease and
+share the environment by their membership Leases (``test_sharding`` for more); its owner applies,
+a signed push delivered to the other replica is relayed to the owner and applied, SIGTERM hands
+leadership and the environment over; SIGTERM during a pass stops following the rollout, exits 0, and leaves an
 inventory that matches what it applied.
 """
 
@@ -55,6 +56,9 @@ class Replica:
         s = self.status()
         return bool(s and s["leader"])
 
+    def identity(self) -> str:
+        return str((self.status() or {}).get("identity") or "")
+
     def dev(self) -> Any:
         s = self.status()
         return s["environments"][0] if s else {}
@@ -97,27 +101,35 @@ def test_two_replicas_one_leader_pushes_relayed_graceful_hand_over(
     b = Replica(tmp_path, "b", config, kubeconfig)
     replicas.append(b)
     wait_until(lambda: _get(b.url + "/readyz") == 200, timeout=60)
-    assert not b.leads() and b.dev()["outcome"] == ""
+    assert not b.leads()
+    # both are members; dev belongs to one of them by hashing (b passes it once if it is b's)
+    wait_until(lambda: a.dev().get("owner") and a.dev()["owner"] == b.dev().get("owner"), timeout=30)
+    owner, other = (a, b) if a.dev()["owner"] == a.identity() else (b, a)
+    wait_until(lambda: owner.dev().get("outcome") in ("applied", "up-to-date"), timeout=30)
 
-    # a push delivered to the follower reaches the leader through the Lease
+    # a push delivered to the replica that does not own dev reaches its owner through its Lease
     repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "two"})])
     second = repo.commit("second")
     body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
     headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(SECRET.encode(), body)}
-    answer = httpx.post(b.url + "/webhooks/github", content=body, headers=headers).json()
+    answer = httpx.post(other.url + "/webhooks/github", content=body, headers=headers).json()
     assert (answer["environments"], answer["relayed"]) == (["dev"], True)
-    wait_until(lambda: a.dev().get("commit") == second, timeout=20)
+    wait_until(lambda: owner.dev().get("commit") == second, timeout=20)
     assert core.read_namespaced_config_map("settings", names["dev"]).data == {"mode": "two"}
 
-    # SIGTERM: the leader finishes, releases the Lease, exits 0; the follower takes over at once
-    code, lines = a.terminate()
+    # SIGTERM: the owner finishes, leaves (and releases the Lease if it leads), exits 0; the other
+    # replica takes dev over at once
+    led = owner.leads()
+    code, lines = owner.terminate()
     assert code == 0, lines[-5:]
     messages = [line["message"] for line in lines]
-    assert "released the Lease" in messages and messages[-1] == "stopped"
-    wait_until(b.leads, timeout=10)
-    wait_until(lambda: b.dev().get("outcome") == "up-to-date", timeout=30)  # its pass finds the commit applied
-    assert b.dev()["commit"] == second
-    code, _ = b.terminate()
+    assert messages[-1] == "stopped" and any(m.startswith("left the members") for m in messages)
+    assert "released the Lease" in messages or not led
+    wait_until(other.leads, timeout=10)
+    wait_until(lambda: other.dev().get("owner") == other.identity(), timeout=10)
+    wait_until(lambda: other.dev().get("commit") == second, timeout=30)  # its pass finds the commit applied
+    assert other.dev()["outcome"] == "up-to-date"
+    code, _ = other.terminate()
     assert code == 0
     lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease("gitops-agent-leader", names["agent"])
     assert lease.spec.holder_identity in ("", None)
