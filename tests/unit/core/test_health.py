@@ -1,5 +1,5 @@
 """Health rules over objects captured from the real test control plane (``tests/fixtures/live``,
-written by ``tests/fixtures/capture_health.py``, ``capture_health_extra.py`` and
+written by ``tests/fixtures/capture_health.py``, ``capture_health_extra.py``, ``capture_health_kinds.py`` and
 ``capture_live.py``). A file whose status no controller there could write says
 ``# synthetic: <why>`` in its first lines; none is written by hand."""
 
@@ -92,6 +92,12 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     "widget-failed": (F, "not ready (InstallFailed): chart acme/api not found"),
     "widget-stale": (P, "Ready is for generation 1, not 2 yet"),
     "widget-no-status": (C, "exists"),
+    # issue 19: kinds beyond Deployments (capture_health_kinds.py)
+    "horizontalpodautoscaler-no-target": (P, "cannot scale (FailedGetScale): the HPA controller was unable"),
+    "horizontalpodautoscaler-no-metrics": (P, "scaling not active (FailedGetResourceMetric)"),
+    "statefulset-crashloop": (P, "0/1 replicas ready"),
+    "pod-statefulset-crashloop": (F, "CrashLoopBackOff in container app, exit code 1 (Error)"),
+    "pod-run-to-completion-running": (P, "running, not completed yet"),  # kstatus: Current
 }
 
 
@@ -132,8 +138,23 @@ def _owned_by_another_replicaset(pod: dict[str, Any]) -> dict[str, Any]:
         ),
         ("deployment-progressing", ["pod-crashloop"], "crash: 0/2 ready, CrashLoopBackOff in container app"),
         ("deployment-surging", ["pod-not-started"], "surge: 1/1 ready, 1 pod not ready"),
+        (
+            "statefulset-crashloop",
+            ["pod-statefulset-crashloop"],
+            "ledger: 0/1 ready, CrashLoopBackOff in container app",
+        ),
+        ("statefulset-ready", ["pod-statefulset-crashloop"], "db: 2/2 ready, no pods"),
     ],
-    ids=["crashloop", "unschedulable", "quota", "other-pods-ignored", "before-the-deadline", "not-started"],
+    ids=[
+        "crashloop",
+        "unschedulable",
+        "quota",
+        "other-pods-ignored",
+        "before-the-deadline",
+        "not-started",
+        "statefulset-owns-its-pod",
+        "another-statefulsets-pod",
+    ],
 )
 def test_a_failing_deployment_is_explained_by_its_pods(deployment: str, pods: list[str], message: str) -> None:
     assert explain_failure(live(deployment), [live(p) for p in pods]).startswith(message)
