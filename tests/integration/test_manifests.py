@@ -122,7 +122,7 @@ def test_the_base_applies_cleanly_and_again_without_change(admin: KubeClient, in
     kinds = sorted(o["kind"] for o in installed.objects)
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole",
-         "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "Service", "NetworkPolicy"]
+         "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "Service", "NetworkPolicy", "PodDisruptionBudget"]
     )  # fmt: skip
     discovery = admin.discover()
     before = {}
@@ -141,6 +141,9 @@ def test_the_deployment_is_locked_down_and_probed(installed: Installed) -> None:
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert spec["replicas"] == 2
+    # sharded replicas: a drain leaves one, which takes the others' environments
+    pdb = installed.one("PodDisruptionBudget")["spec"]
+    assert pdb["minAvailable"] == 1 and pdb["selector"]["matchLabels"].items() <= pod_labels(spec).items()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -215,6 +218,10 @@ def test_the_agent_needs_exactly_the_shipped_rbac(
     assert refused.reason == "PermissionDenied", refused.error
     assert "deployments.apps" in refused.error and installed.user in refused.error
     assert refused.error.endswith("(grant the agent's identity this permission in its RBAC)")
+
+
+def pod_labels(deployment_spec: KubeObject) -> dict[str, str]:
+    return dict(deployment_spec["template"]["metadata"]["labels"])
 
 
 def token_kubeconfig(admin_kubeconfig: str, api_client: k8s.ApiClient, installed: Installed, path: Path) -> str:
