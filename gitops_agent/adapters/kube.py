@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -230,9 +230,11 @@ class KubeClient:
         label_selector: str,
         resource_version: str,
         timeout_s: int,
+        opened: Callable[[Callable[[], None]], None] | None = None,
     ) -> Iterator[tuple[str, KubeObject]]:
         """Watch events (type, object) from ``resource_version`` with bookmarks, until the server
-        ends the watch (``timeout_s``) or the connection drops (ClusterError)."""
+        ends the watch (``timeout_s``) or the connection drops (ClusterError). ``opened`` is given a
+        function that ends the watch from another thread (a watch no longer wanted)."""
         query = {
             "watch": "1",
             "allowWatchBookmarks": "true",
@@ -250,6 +252,8 @@ class KubeClient:
             response = self._api.call_api("GET", url, header_params=headers, _request_timeout=(5.0, timeout_s + 10.0))
             if response.status >= 400:
                 raise _api_error(response.status, response.read(), info.path(namespace), self.environment_identity)
+            if opened is not None:
+                opened(response.response.shutdown)
             yield from _events(response.response, info)
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(f"watch of {info.plural} at {self.host} ended: {_root_cause(exc)}") from exc

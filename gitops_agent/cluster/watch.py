@@ -66,6 +66,7 @@ class _Watcher:
         self.healthy = False  # listed, and watching since: reads may use the store
         self.stopped = threading.Event()
         self._notify, self._options = notify, options
+        self._end_watch: Callable[[], None] | None = None  # ends the watch in flight
         self._thread = threading.Thread(target=self._run, name=f"watch-{env}-{info.plural}", daemon=True)
         self._thread.start()
 
@@ -74,11 +75,14 @@ class _Watcher:
             return list(self.store.objects.values()) if self.healthy else None
 
     def stop(self) -> None:
-        """The thread ends at its next event or watch timeout; the store is dropped now."""
+        """The watch in flight is cut, the thread ends, the store is dropped now."""
         self.stopped.set()
         with self.lock:
             self.healthy = False
             self.store = Store(self.store.field_manager)
+            end = self._end_watch
+        if end is not None:
+            end()
 
     def _run(self) -> None:
         backoff = self._options.backoff_s
@@ -90,6 +94,8 @@ class _Watcher:
                 relist = self._watch()
                 backoff = self._options.backoff_s
             except Exception as exc:  # an outage, a denied watch: back off, then list again
+                if self.stopped.is_set():  # cut by ``stop``
+                    return
                 with self.lock:
                     self.healthy = False
                 log.info("%s: watch of %s %s broke (%s); re-listing in %.1fs", self.env, self.info.plural,
@@ -117,6 +123,7 @@ class _Watcher:
             label_selector=f"{ENV_LABEL}={self.env}",
             resource_version=self.store.resource_version,
             timeout_s=self._options.watch_timeout_s,
+            opened=self._opened,
         )
         for kind, obj in events:
             if self.stopped.is_set():
@@ -129,6 +136,12 @@ class _Watcher:
                 change = self.store.apply(kind, obj)
             self._tell(change)
         return False
+
+    def _opened(self, end: Callable[[], None]) -> None:
+        with self.lock:
+            self._end_watch = end
+        if self.stopped.is_set():  # stopped while it was being opened
+            end()
 
     def _tell(self, change: Change) -> None:
         if change is Change.THEIRS and not self.stopped.is_set():

@@ -162,3 +162,5 @@ def test_watches_stop_when_the_replica_no_longer_reconciles_the_environment(
         edited = kubectl_edit(k8s.AppsV1Api(api_client), names["dev"], 2)
         time.sleep(1.0)
         assert passes.of("dev", after=edited) == []
+        # their watches were cut, not left open until the server's timeout
+        assert [t.name for t in threading.enumerate() if t.name.startswith("watch-dev-")] == []
