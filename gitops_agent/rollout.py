@@ -36,7 +36,7 @@ class LiveReader(Protocol):
 
 class LiveView:
     """A LiveReader over objects already read (one list per kind), so health for ``status`` costs
-    no request per object; pods are still read on demand, for a failing Deployment only."""
+    no request per object; pods are still read on demand, for a workload to explain only."""
 
     def __init__(self, live: Mapping[ObjectKey, KubeObject], reader: LiveReader) -> None:
         self._live, self._reader = live, reader
