@@ -368,8 +368,12 @@ def horizontalpodautoscaler(obj: KubeObject) -> Health:
     """Cannot scale (``AbleToScale=False``: FailedGetScale...) or cannot compute (``ScalingActive=False``:
     FailedGetResourceMetric...) is InProgress, not Argo CD's Degraded: the target or the metrics
     server usually arrives in the same rollout, and the rollout's timeout names the reason if not.
-    ``ScalingDisabled`` (the target scaled to zero) is a choice someone made: Current."""
+    ``ScalingDisabled`` (the target scaled to zero) is a choice someone made: Current; an invalid or
+    ambiguous selector is Failed."""
     able, active = condition(obj, "AbleToScale"), condition(obj, "ScalingActive")
+    # a selector the target's pods cannot be matched by does not fix itself: as Argo CD, Failed
+    if active and active.get("status") == "False" and active.get("reason") in ("InvalidSelector", "AmbiguousSelector"):
+        return Health(FAILED, says(f"scaling not active ({active['reason']})", active))
     if able and able.get("status") == "False":
         return Health(IN_PROGRESS, says(f"cannot scale ({able.get('reason') or 'no reason'})", able))
     if active and active.get("status") == "False" and active.get("reason") != "ScalingDisabled":

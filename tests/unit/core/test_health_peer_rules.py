@@ -150,6 +150,11 @@ CASES: dict[str, tuple[Obj, HealthStatus, str]] = {
         P,
         "scaling not active (FailedGetResourceMetric)",
     ),
+    "hpa-invalid-selector": (
+        _hpa([("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "InvalidSelector")]),
+        F,
+        "scaling not active (InvalidSelector)",
+    ),
     "hpa-scaling-disabled": (
         _hpa([("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "ScalingDisabled")]),
         C,
