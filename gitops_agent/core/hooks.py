@@ -214,10 +214,18 @@ def failure(phase: Phase, health: Health, objects: Sequence[ObjectHealth]) -> st
         return ""
     for o in objects:
         if o.status is HealthStatus.FAILED:
-            return f"{phase} hook {o.key} failed: {_reason(o.message)}"
+            return f"{phase} hook {o.key} failed: {_explained(o)}"
     stuck = next((o for o in objects if o.status is not HealthStatus.CURRENT), None)
     named = f"{phase} hook {stuck.key}" if stuck else f"{phase} hooks"
     return f"{named} did not complete: {health.message}"
+
+
+def _explained(o: ObjectHealth) -> str:
+    """The Job's verdict first, then what its pods said: the follower explains a failed workload as
+    "name: <pods> (<verdict>)" ("BackoffLimitExceeded: ... (0/1 succeeded, 1 failed, container c
+    exited 1 (Error))")."""
+    m = re.fullmatch(rf"{re.escape(o.key.name)}: (.*?) \((failed \(.*)\)", o.message, flags=re.DOTALL)
+    return f"{_reason(m.group(2))} ({m.group(1)})" if m else _reason(o.message)
 
 
 def _reason(message: str) -> str:

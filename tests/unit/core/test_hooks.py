@@ -191,6 +191,16 @@ def test_a_failed_hook_is_named_with_the_jobs_reason() -> None:
     assert failure(Phase.PRE_SYNC, Health(HealthStatus.CURRENT, "healthy"), []) == ""
 
 
+def test_a_failed_hook_explained_by_its_pods_says_the_verdict_first() -> None:
+    key = ObjectKey("batch", "Job", "shop", "migrate")
+    pods = "migrate: 0/1 succeeded, 1 failed, container c exited 1 (Error)"
+    failed = ObjectHealth(key, HealthStatus.FAILED, f"{pods} (failed (BackoffLimitExceeded): backoff limit reached)")
+    assert failure(Phase.PRE_SYNC, Health(HealthStatus.FAILED, "x"), [failed]) == (
+        "pre-sync hook Job/shop/migrate failed: BackoffLimitExceeded: backoff limit reached"
+        " (0/1 succeeded, 1 failed, container c exited 1 (Error))"
+    )
+
+
 def test_delete_after_as_the_policy_says() -> None:
     both = Hook(Phase.PRE_SYNC, frozenset({SUCCEEDED, FAILED}))
     assert to_delete_after(both, succeeded=True) and to_delete_after(both, succeeded=False)
