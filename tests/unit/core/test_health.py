@@ -98,6 +98,10 @@ CAPTURED: dict[str, tuple[HealthStatus, str]] = {
     "statefulset-crashloop": (P, "0/1 replicas ready"),
     "pod-statefulset-crashloop": (F, "CrashLoopBackOff in container app, exit code 1 (Error)"),
     "pod-run-to-completion-running": (P, "running, not completed yet"),  # kstatus: Current
+    "daemonset-crashloop": (P, "0/1 pods available (0 ready)"),
+    "pod-daemonset-crashloop": (F, "CrashLoopBackOff in container app, exit code 1 (Error)"),
+    "job-seed-failed": (F, "failed (BackoffLimitExceeded)"),
+    "pod-job-failed": (F, "failed: container task exited 1 (Error)"),
 }
 
 
@@ -144,6 +148,17 @@ def _owned_by_another_replicaset(pod: dict[str, Any]) -> dict[str, Any]:
             "ledger: 0/1 ready, CrashLoopBackOff in container app",
         ),
         ("statefulset-ready", ["pod-statefulset-crashloop"], "db: 2/2 ready, no pods"),
+        (
+            "daemonset-crashloop",
+            ["pod-job-failed", "pod-daemonset-crashloop"],
+            "collector: 0/1 ready, CrashLoopBackOff",
+        ),
+        (
+            "job-seed-failed",
+            ["pod-daemonset-crashloop", "pod-job-failed"],
+            "seed: 0/1 succeeded, 1 failed, container task",
+        ),
+        ("job-failed", ["pod-job-failed"], "doomed: 0/1 succeeded, 1 failed, no pods"),
     ],
     ids=[
         "crashloop",
@@ -154,9 +169,12 @@ def _owned_by_another_replicaset(pod: dict[str, Any]) -> dict[str, Any]:
         "not-started",
         "statefulset-owns-its-pod",
         "another-statefulsets-pod",
+        "daemonset-owns-its-pod",
+        "job-owns-its-pod",
+        "another-jobs-pod",
     ],
 )
-def test_a_failing_deployment_is_explained_by_its_pods(deployment: str, pods: list[str], message: str) -> None:
+def test_a_failing_workload_is_explained_by_its_pods(deployment: str, pods: list[str], message: str) -> None:
     assert explain_failure(live(deployment), [live(p) for p in pods]).startswith(message)
 
 
