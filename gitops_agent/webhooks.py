@@ -124,7 +124,7 @@ class Webhooks:
             return WebhookAnswer(HTTPStatus.BAD_REQUEST, {"error": "not a push payload: no ref"})
         outcome = self.daemon.push(push.ref)
         names = ", ".join(outcome.environments) or "no environment"
-        via = " (relayed to the leader)" if outcome.relayed else ""
+        via = " (relayed to another replica)" if outcome.relayed else ""
         log.info("webhook %s: push to %s triggers %s%s", delivery, push.ref, names, via)
         answer = {"event": "push", "ref": push.ref, "environments": list(outcome.environments)}
         return WebhookAnswer(HTTPStatus.ACCEPTED, {**answer, "leader": self.daemon.leading, "relayed": outcome.relayed})

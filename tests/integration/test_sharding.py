@@ -2,7 +2,8 @@
 environments by rendezvous hashing over their membership Leases. Each environment is applied by
 its owner alone (the ledger names the replica); a push delivered to one replica reaches every
 owner; a SIGKILLed replica's environments are taken over within the Lease duration plus one
-interval; a fourth replica takes only its share. And on a fresh cluster ``run`` creates its
+interval; a fourth replica takes only its share; an owner SIGSTOPped mid-pass is taken over and writes
+nothing once resumed. And on a fresh cluster ``run`` creates its
 namespace and is ready only once it joined.
 
 Leases are shortened (``$GITOPS_AGENT_LEASE_DURATION`` 3s, renewed every second); the poll
@@ -33,7 +34,8 @@ from gitops_agent.core.ledger import LedgerEntry, ledger_name, parse_ledger
 from gitops_agent.core.shard import assignments, member_name, moved, owned_by
 from gitops_agent.core.webhook import signature
 from tests.controlplane.harness import free_port
-from tests.support.builders import ConfigRepo, configmap
+from tests.integration.reconcile.test_lock import CrdGate
+from tests.support.builders import ConfigRepo, configmap, crd_scope
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -46,7 +48,9 @@ CONFIGMAPS = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
 
 
 class Replica:
-    def __init__(self, tmp_path: Path, name: str, config: dict[str, Any], kubeconfig: str) -> None:
+    def __init__(
+        self, tmp_path: Path, name: str, config: dict[str, Any], kubeconfig: str, *, lock_s: float | None = None
+    ) -> None:
         config = {**config, "repo": {**config["repo"], "cache_dir": str(tmp_path / f"cache-{name}")}}
         path = tmp_path / f"agent-{name}.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -57,6 +61,8 @@ class Replica:
                    "--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
                    "--log-format", "json"]  # fmt: skip
         env = {**os.environ, "POD_NAME": f"replica-{name}", "GITOPS_AGENT_LEASE_DURATION": str(LEASE_S)}
+        if lock_s is not None:  # environments' locks expire this soon too
+            env["GITOPS_AGENT_LOCK_DURATION"] = str(lock_s)
         self.log = tmp_path / f"agent-{name}.log"  # a file, not a pipe nobody reads: a full pipe blocks the agent
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
@@ -222,3 +228,50 @@ def test_fresh_cluster_run_creates_its_namespace_and_is_ready_once_joined(
     wait_until(lambda: (replica.status() or {}).get("environments", [{}])[0].get("outcome") == "applied", timeout=60)
     assert replica.status()["members"] == [identity]
     kube.close()
+
+
+def test_an_owner_stopped_mid_pass_past_its_leases_is_taken_over_and_writes_nothing_after_it_resumes(
+    tmp_path: Path, names: dict[str, str], kubeconfig: str, api_client: k8s.ApiClient, replicas: list[Replica]
+) -> None:
+    gate = CrdGate(api_client, f"s{names['agent'].split('-')[1]}.example.com")
+    try:
+        repo = ConfigRepo(tmp_path / "config")
+        repo.write("environments/dev/app.yaml", [gate.crd, configmap("settings", {"v": "old"})])
+        repo.commit("old")
+        config = _config(repo, names, tmp_path)
+        dev = {"name": "dev", "path": "environments/dev", "scope": crd_scope(names)}
+        config["environments"] = [{**config["environments"][0], **dev}]
+        a = Replica(tmp_path, "a", config, kubeconfig, lock_s=LEASE_S)
+        replicas.append(a)
+        wait_until(gate.reached, timeout=60, message="a's pass at the CRD gate")
+        a.proc.send_signal(signal.SIGSTOP)  # mid-pass, holding dev's lock and its membership
+        gate.open()  # while it is stopped: its pass would go on at once when it resumes
+        repo.write("environments/dev/app.yaml", [gate.crd, configmap("settings", {"v": "new"})])
+        new = repo.commit("new")
+
+        b = Replica(tmp_path, "b", config, kubeconfig, lock_s=LEASE_S)
+        replicas.append(b)
+        kube = KubeClient.connect(kubeconfig=kubeconfig)
+        entries = lambda: parse_ledger(kube.get(CONFIGMAPS, names["agent"], ledger_name("dev"))).entries  # noqa: E731
+        wait_until(lambda: any(e.commit == new and e.result == "applied" for e in entries()), timeout=60)
+        assert entries()[-1].applied_by == b.identity
+        core = k8s.CoreV1Api(api_client)
+        inventory = core.read_namespaced_config_map("inventory-dev", names["agent"]).metadata.resource_version
+        settings = core.read_namespaced_config_map("settings", names["dev"]).metadata.resource_version
+        seen = len(entries())
+
+        a.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: len(entries()) > seen, timeout=30, message="a's cut-short ledger entry")
+        cut = entries()[-1]
+        assert cut.result == "failed" and "the pass was cut short" in cut.message, cut
+        wait_until(lambda: set(b.members()) == {a.identity, b.identity}, timeout=30)  # a is back as a member
+        time.sleep(RENEW_S * 2)
+        # a wrote nothing to the environment or its inventory after resuming
+        assert core.read_namespaced_config_map("settings", names["dev"]).data == {"v": "new"}
+        assert core.read_namespaced_config_map("settings", names["dev"]).metadata.resource_version == settings
+        assert core.read_namespaced_config_map("inventory-dev", names["agent"]).metadata.resource_version == inventory
+        kube.close()
+    finally:
+        for crd in gate.ext.list_custom_resource_definition().items:
+            if crd.spec.group == gate.group:
+                gate.ext.delete_custom_resource_definition(crd.metadata.name)
