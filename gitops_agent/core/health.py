@@ -145,7 +145,8 @@ def explain_failure(workload: KubeObject, pods: Iterable[KubeObject]) -> str:
     name = (workload.get("metadata") or {}).get("name", "?")
     if workload.get("kind") == "Pod":
         return f"{name}: {pods_reason([workload]) or 'no reason given by its containers'}"
-    own = [p for p in pods if owned_by(workload, p)]
+    # a pod being deleted (an old one stopped by a rollout exits 143) explains nothing
+    own = [p for p in pods if owned_by(workload, p) and not (p.get("metadata") or {}).get("deletionTimestamp")]
     reason = pods_reason(own) if own else (_replica_failure(workload) or "no pods")
     return f"{name}: {_counts(workload)}" + (f", {reason}" if reason else "")
 

@@ -234,3 +234,10 @@ def test_a_bare_pod_explains_itself() -> None:
     assert explain_failure(changed("pod-ready", _crashed_just_now), []) == (
         "web-7847f7476f-9r997: container app exited 2 (Error): panic: no config"
     )
+
+
+def test_a_pod_being_deleted_explains_nothing() -> None:
+    obj = live("job-seed-failed")
+    stopping = copy.deepcopy(live("pod-job-failed"))
+    stopping["metadata"]["deletionTimestamp"] = "2026-12-02T08:03:00Z"
+    assert explain_failure(obj, [stopping]) == "seed: 0/1 succeeded, 1 failed, no pods"
