@@ -127,6 +127,7 @@ class ChatReporter:
         leading: Callable[[], bool] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         check_s: float = DIGEST_CHECK_S,
+        check_drift: Callable[[], Sequence[PassResult]] | None = None,
     ) -> None:
         self.notifier = notifier
         self.memory = memory
@@ -134,6 +135,9 @@ class ChatReporter:
         self.target_url = target_url
         self.digest = digest
         self._leading = leading
+        #: reads every environment's drift now (the daemon's): with environments sharded across
+        #: replicas, the leader's own passes see only its share
+        self._check_drift = check_drift
         self._now = now
         self._lock = threading.Lock()
         self._seen: dict[str, DigestEnvironment] = {}  # per environment: its last pass that checked drift
@@ -220,8 +224,10 @@ class ChatReporter:
             raise ReportError("; ".join(errors))
 
     def _digest_view(self, memory: ChatMemory) -> list[DigestEnvironment]:
-        with self._lock:
-            seen = dict(self._seen)
+        seen = self._checked_now()
+        if seen is None:
+            with self._lock:
+                seen = dict(self._seen)
         out = []
         for name in self.environments:
             env = seen.get(name)
@@ -231,6 +237,18 @@ class ChatReporter:
             since = drift_open_since(memory, self.notifier.destinations, name)
             out.append(DigestEnvironment(name, env.commit, env.objects, open_since=since))
         return out
+
+    def _checked_now(self) -> dict[str, DigestEnvironment] | None:
+        """Each environment's drift read now, when this reporter may (None: go by the passes seen).
+        An environment that could not be read is left out: it counts as not checked."""
+        if self._check_drift is None:
+            return None
+        try:
+            results = self._check_drift()
+        except GitOpsError as exc:
+            log.warning("digest: drift could not be read, going by the passes seen: %s", exc)
+            return None
+        return {r.environment: DigestEnvironment(r.environment, r.commit, r.drift) for r in results if r.ok}
 
     # --- the memory ----------------------------------------------------------------------------
 

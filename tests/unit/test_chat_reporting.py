@@ -222,3 +222,27 @@ def test_no_open_drift_sends_no_digest_but_the_slot_is_done(chat: ChatServer) ->
     r.digest_if_due()
     r.close()
     assert chat.requests == [] and memory.stored.fingerprint("slack.digest") == "2024-05-06T09:00:00+02:00"
+
+
+def test_a_sharded_leader_reads_every_environments_drift_for_the_digest(chat: ChatServer) -> None:
+    """Another replica owns prod: this leader never passed it, yet its drift is in the digest."""
+    memory, clock = Memory(), Clock(MONDAY_9 + timedelta(minutes=1))
+    r = reporter(chat, memory, digest=WEEKDAYS_9, leading=lambda: True, now=clock,
+                 check_drift=lambda: [drifted(), clean("dev")])  # fmt: skip
+    r.digest_if_due()  # no pass seen at all: no waiting for first passes either
+    r.close()
+    (digest,) = [p for p in chat.webhook_payloads if p["event"] == "drift.digest"]
+    assert [e["environment"] for e in digest["environments"]] == ["prod"] and digest["unchecked"] == []
+
+
+def test_a_digest_whose_drift_cannot_be_read_goes_by_the_passes_seen(chat: ChatServer) -> None:
+    def unreadable() -> list[PassResult]:
+        raise ClusterError("cannot reach the Kubernetes API")
+
+    memory, clock = Memory(), Clock(MONDAY_9 + timedelta(minutes=1))
+    r = reporter(chat, memory, digest=WEEKDAYS_9, leading=lambda: True, now=clock, check_drift=unreadable)
+    told(r, drifted(), clean("dev"))
+    r.digest_if_due()
+    r.close()
+    (digest,) = [p for p in chat.webhook_payloads if p["event"] == "drift.digest"]
+    assert [e["environment"] for e in digest["environments"]] == ["prod"]
