@@ -22,9 +22,10 @@ from gitops_agent.cluster.clients import Clusters
 from gitops_agent.cluster.hooks import HookFailedError, WaitForHooks
 from gitops_agent.cluster.lock import EnvironmentLock, LockedError, LockLostError, Locks
 from gitops_agent.cluster.prepare import inventoried
-from gitops_agent.cluster.read import LabelledLists, LiveReads
+from gitops_agent.cluster.read import LiveReads
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.cluster.sync import drift, run_hooks
+from gitops_agent.cluster.watch import WatchCache
 from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
 from gitops_agent.core.health_custom import by_kind
@@ -165,7 +166,7 @@ class Reconciler:
         #: set on shutdown: a pass stops following its rollout (it never stops between writes)
         self.stopping = stopping or threading.Event()
         #: the daemon's watch cache (``cluster.watch``): drift checks read it where it is synced
-        self.watches: LabelledLists | None = None
+        self.watches: WatchCache | None = None
 
     def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult:
         """One environment's pass. Never raises GitOpsError: a failure is the pass's result."""
@@ -196,7 +197,8 @@ class Reconciler:
         # have applied or rolled back meanwhile. A pass with nothing to write takes no lock.
         with self.locks.of(store.api.kube, env.name) as lock:
             target = commit
-            ledger, commit, objects, step = self._decide(env, store, target, request)
+            # the first look may read the watched ledger; a decision to write is re-made live
+            ledger, commit, objects, step = self._decide(env, store, target, request, cached=True)
             if step is Step.APPLY:
                 lock.acquire(commit)
                 ledger, commit, objects, step = self._decide(env, store, target, request)
@@ -215,11 +217,11 @@ class Reconciler:
             return self._check(env, api, store, commit, objects, outcome, lock)
 
     def _decide(
-        self, env: EnvironmentConfig, store: StateStore, target: str, request: PassRequest
+        self, env: EnvironmentConfig, store: StateStore, target: str, request: PassRequest, *, cached: bool = False
     ) -> tuple[Ledger, str, tuple[DesiredObject, ...], Step]:
-        """The ledger as it is now, the commit to run (``target``, or the one a rollback holds), its
-        snapshot, and what the pass does with it."""
-        ledger = store.read_ledger(env.name)
+        """The ledger as it is now (``cached``: as the watch cache last saw it), the commit to run
+        (``target``, or the one a rollback holds), its snapshot, and what the pass does with it."""
+        ledger = store.read_ledger(env.name, self.watches if cached else None)
         commit = target
         if request.commit is None:  # `rollback --now` may hold the environment at an older commit
             commit = held_commit(ledger, target, lambda then: self.snapshots.same_intent(env, target, then))

@@ -211,10 +211,15 @@ class KubeClient:
                 return items
 
     def list_versioned(
-        self, info: ResourceInfo, *, namespace: str | None = None, label_selector: str | None = None
+        self,
+        info: ResourceInfo,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> tuple[builtins.list[KubeObject], str]:
         """A list and the collection's resourceVersion, to watch from (the watch cache's list)."""
-        query = {"labelSelector": label_selector} if label_selector else {}
+        query = _selectors(label_selector, field_selector)
         body = self._request("GET", info.path(namespace), query=query, verb="list-watch")
         items = body.get("items", [])
         for item in items:
@@ -227,10 +232,11 @@ class KubeClient:
         info: ResourceInfo,
         *,
         namespace: str | None,
-        label_selector: str,
+        label_selector: str | None,
         resource_version: str,
         timeout_s: int,
         opened: Callable[[Callable[[], None]], None] | None = None,
+        field_selector: str | None = None,
     ) -> Iterator[tuple[str, KubeObject]]:
         """Watch events (type, object) from ``resource_version`` with bookmarks, until the server
         ends the watch (``timeout_s``) or the connection drops (ClusterError). ``opened`` is given a
@@ -240,7 +246,7 @@ class KubeClient:
             "allowWatchBookmarks": "true",
             "resourceVersion": resource_version,
             "timeoutSeconds": str(timeout_s),
-            "labelSelector": label_selector,
+            **_selectors(label_selector, field_selector),
         }
         _, url, headers, _, _ = self._api.param_serialize(
             "GET", info.path(namespace), query_params=list(query.items()),
@@ -416,6 +422,11 @@ class KubeClient:
 
 class _NotFound(Exception):
     pass
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    query = {"labelSelector": label_selector} if label_selector else {}
+    return query | ({"fieldSelector": field_selector} if field_selector else {})
 
 
 def _events(stream: Iterable[bytes], info: ResourceInfo) -> Iterator[tuple[str, KubeObject]]:

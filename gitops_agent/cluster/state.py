@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import replace
+from typing import Protocol
 
+from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.core.inventory import (
     Inventory,
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 5
 #: reads of a sharded inventory retried when the index moved on while its shards were read
 READ_ATTEMPTS = 5
+
+
+class CachedLedgers(Protocol):
+    """Ledgers kept by a watch (``watch.WatchCache.ledger``): (known, the ConfigMap or None)."""
+
+    def ledger(
+        self, env: str, kube: KubeClient, info: ResourceInfo, namespace: str, name: str
+    ) -> tuple[bool, KubeObject | None]: ...
 
 
 class StateStore:
@@ -95,7 +105,14 @@ class StateStore:
 
     # --- ledger ---------------------------------------------------------------------------
 
-    def read_ledger(self, environment: str) -> Ledger:
+    def read_ledger(self, environment: str, cache: CachedLedgers | None = None) -> Ledger:
+        """The ledger, from ``cache`` (the daemon's watch) when it is synced, else read live. Only a
+        decision re-made under the environment's lock may rest on a cached read."""
+        if cache is not None:
+            info = self.api.resource("", "ConfigMap")
+            known, found = cache.ledger(environment, self.api.kube, info, self.namespace, ledger_name(environment))
+            if known:
+                return parse_ledger(found)
         return parse_ledger(self._get(ledger_name(environment)))
 
     def write_ledger(self, environment: str, ledger: Ledger) -> Ledger:

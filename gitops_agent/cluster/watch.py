@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 #: (resource, namespace): one labelled list, as ``read.read_labelled`` groups them
 Group = tuple[ResourceInfo, str]
+#: (known, object): known False until the watch is synced
+Cached = tuple[bool, KubeObject | None]
+
+
+def _nobody(env: str) -> None:
+    """A ledger's change asks for no pass."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,12 @@ class _Watcher:
         field_manager: str,
         notify: Callable[[str], None],
         options: WatchOptions,
+        field_selector: str | None = None,
     ) -> None:
+        """Objects labelled as ``env``'s, or with ``field_selector`` the one it names (a ledger)."""
         self.env, self.kube, self.info, self.namespace = env, kube, info, namespace
+        self._labels = None if field_selector else f"{ENV_LABEL}={env}"
+        self._fields = field_selector
         self.store = Store(field_manager)
         self.lock = threading.Lock()
         self.healthy = False  # listed, and watching since: reads may use the store
@@ -106,7 +116,7 @@ class _Watcher:
 
     def _list(self) -> None:
         items, version = self.kube.list_versioned(
-            self.info, namespace=self.namespace or None, label_selector=f"{ENV_LABEL}={self.env}"
+            self.info, namespace=self.namespace or None, label_selector=self._labels, field_selector=self._fields
         )
         with self.lock:
             if self.stopped.is_set():
@@ -120,10 +130,11 @@ class _Watcher:
         events = self.kube.watch(
             self.info,
             namespace=self.namespace or None,
-            label_selector=f"{ENV_LABEL}={self.env}",
+            label_selector=self._labels,
             resource_version=self.store.resource_version,
             timeout_s=self._options.watch_timeout_s,
             opened=self._opened,
+            field_selector=self._fields,
         )
         for kind, obj in events:
             if self.stopped.is_set():
@@ -170,6 +181,7 @@ class WatchCache:
         self._lock = threading.Lock()
         self._owned: frozenset[str] | None = None  # set_environments' set; None: ask ``owns``
         self._watchers: dict[tuple[str, WatchTarget], _Watcher] = {}
+        self._ledgers: dict[str, _Watcher] = {}  # per environment: its ledger ConfigMap
         self._timers: dict[str, threading.Timer] = {}
         self._stopped = threading.Event()
         if owns is not None:
@@ -190,6 +202,7 @@ class WatchCache:
         with self._lock:
             gone_ = [k for k in self._watchers if not self._mine(k[0])]
             stopped = [self._watchers.pop(k) for k in gone_]
+            stopped += [self._ledgers.pop(e) for e in list(self._ledgers) if not self._mine(e)]
         for watcher in stopped:
             watcher.stop()
 
@@ -223,16 +236,36 @@ class WatchCache:
             out[wanted[target]] = objects
         return out
 
+    def ledger(self, env: str, kube: KubeClient, info: ResourceInfo, namespace: str, name: str) -> Cached:
+        """The environment's ledger ConfigMap from its watch (``(True, None)``: there is none), or
+        ``(False, None)`` until that watch is synced (then it starts). Its changes ask for no pass:
+        the agent writes it on every apply."""
+        with self._lock:
+            if not self._mine(env):
+                return False, None
+            watcher = self._ledgers.get(env)
+            if watcher is None:
+                selector = f"metadata.name={name}"
+                watcher = _Watcher(
+                    env, kube, info, namespace, self.field_manager, _nobody, self.options, field_selector=selector
+                )
+                self._ledgers[env] = watcher
+        objects = watcher.objects()
+        if objects is None:
+            return False, None
+        return True, next((o for o in objects if (o.get("metadata") or {}).get("name") == name), None)
+
     def synced(self, env: str) -> bool:
         """Every watch of the environment has listed and is watching."""
         with self._lock:
             mine = [w for (e, _), w in self._watchers.items() if e == env]
+            mine += [w for e, w in self._ledgers.items() if e == env]
         return bool(mine) and all(w.objects() is not None for w in mine)
 
     def object_count(self) -> int:
         """Objects held over every watch: what memory follows."""
         with self._lock:
-            watchers = list(self._watchers.values())
+            watchers = [*self._watchers.values(), *self._ledgers.values()]
         return sum(len(w.store.objects) for w in watchers)
 
     def stop(self) -> None:
