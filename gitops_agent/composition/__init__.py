@@ -33,7 +33,7 @@ from gitops_agent.core.helm import Capabilities, api_versions, kube_version
 from gitops_agent.errors import ConfigError
 from gitops_agent.leader import default_identity
 from gitops_agent.queries import Queries
-from gitops_agent.reconcile import FollowSettings, PassListener, Reconciler
+from gitops_agent.reconcile import FollowSettings, PassListener, PassResult, Reconciler
 from gitops_agent.reporting import Reporter
 from gitops_agent.snapshots import Snapshots
 
@@ -154,10 +154,15 @@ def reporter(config: Config, github: GitHubClient | None) -> Reporter | None:
 
 
 def chat_reporter(
-    config: Config, clusters: Clusters, *, leading: Callable[[], bool] | None = None
+    config: Config,
+    clusters: Clusters,
+    *,
+    leading: Callable[[], bool] | None = None,
+    check_drift: Callable[[], Sequence[PassResult]] | None = None,
 ) -> ChatReporter | None:
     """The chat listener for the config's ``chat:`` section (None without one). ``leading`` (the
-    daemon's) lets it send the digest while this replica leads; one-shot commands send none."""
+    daemon's) lets it send the digest while this replica leads, reading every environment's drift
+    with ``check_drift``; one-shot commands send none."""
     notifier = chat_notifier(config)
     if notifier is None or config.chat is None:
         return None
@@ -170,6 +175,7 @@ def chat_reporter(
         target_url=_target_url(config),
         digest=config.chat.digest,
         leading=leading,
+        check_drift=check_drift,
     )
 
 

@@ -70,8 +70,9 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     metrics = Metrics(clusters.request_counts)
     github = github_client(config, on_request=metrics.count_github_request)
     told = reporter(config, github)
-    # the digest goes out while this replica leads: the scheduler (made below) knows
-    chat = chat_reporter(config, clusters, leading=lambda: scheduler.leading)
+    # the digest goes out while this replica leads (the scheduler, made below, knows), listing
+    # every environment's drift as the agent (made below) reads it, whichever replica owns it
+    chat = chat_reporter(config, clusters, leading=lambda: scheduler.leading, check_drift=lambda: agent.drift_all())
     writes = GitHubWrites() if github is not None else None
     checks = _approval_checks(config, github, writes)
     listeners = [x for x in (told, chat, checks) if x is not None]
