@@ -181,7 +181,7 @@ class SchedulerPort(Protocol):
     """What approvals need of the daemon's scheduler."""
 
     @property
-    def leading(self) -> bool: ...
+    def takes_approvals(self) -> bool: ...
 
     def approve(self, name: str, approval: ApprovedPass) -> bool: ...
 
@@ -239,9 +239,9 @@ class Approvals:
         refused = screen(approval, self._policies)
         if refused is not None:
             return refused
-        if not self.scheduler.leading:
+        if not self.scheduler.takes_approvals:
             return Refusal(
-                Reason.UNAVAILABLE, "this replica does not lead; ask again in a moment", approval.pull_request
+                Reason.UNAVAILABLE, "this replica takes no approvals now; ask again in a moment", approval.pull_request
             )
         try:
             refused = authorise(approval, parse_permission(self.github.collaborator_permission(approval.login)))
@@ -290,7 +290,9 @@ class Approvals:
         )
         if not queued:
             refusal = Refusal(
-                Reason.UNAVAILABLE, "this replica stopped leading; ask again in a moment", approval.pull_request
+                Reason.UNAVAILABLE,
+                "this replica stopped taking approvals; ask again in a moment",
+                approval.pull_request,
             )
             return self._refused(refusal, delivery)
         words = accepted_words(approval)

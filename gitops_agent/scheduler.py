@@ -351,11 +351,22 @@ class Scheduler:
         self.previews.closed(number)
         return True
 
+    @property
+    def takes_approvals(self) -> bool:
+        """Sharded, any member runs an approved pass itself, whoever owns the environment (its lock
+        keeps the pass from overlapping the owner's), so no approval waits for the one replica that
+        leads; unsharded, the leader does."""
+        with self._cond:
+            return self._takes_approvals()
+
+    def _takes_approvals(self) -> bool:
+        return not self._stopping and (self._leading or bool(self._members))
+
     def approve(self, name: str, approval: ApprovedPass) -> bool:
         """The environment's next pass applies ``approval.commit`` explicitly, recording who approved;
-        queued behind a pass in flight, never beside it. False on a replica that does not lead."""
+        queued behind a pass in flight, never beside it. False on a replica that takes no approvals."""
         with self._cond:
-            if self._stopping or not self._leading:
+            if not self._takes_approvals():
                 return False
             self._approved[name] = approval
         self.trigger([name], urgent=True)
@@ -393,13 +404,13 @@ class Scheduler:
 
     def _may_run(self, name: str) -> bool:
         """Under ``_cond``: does this replica run the environment's passes now? Sharded, its owner
-        does; an approved pass is the leader's (the environment's lock keeps it from overlapping
-        the owner's)."""
+        does, and the member an approval reached runs that approved pass (the environment's lock
+        keeps it from overlapping the owner's)."""
         if self._stopping:
             return False
         if self._members is None:
             return self._leading
-        return name in self._owned or (self._leading and name in self._approved)
+        return name in self._owned or name in self._approved
 
     def _request(self, name: str, *, urgent: bool) -> bool:
         with self._cond:

@@ -83,7 +83,7 @@ def test_an_approval_the_branch_moved_past_runs_a_plain_pass_and_says_so(
     assert told[0].commit != OLD
 
 
-def test_a_follower_takes_no_approval(daemon: Scheduler, agent: RecordingAgent) -> None:
+def test_an_unsharded_follower_takes_no_approval(daemon: Scheduler, agent: RecordingAgent) -> None:
     assert not daemon.approve("prod", ApprovedPass(COMMIT, "alice"))
     assert daemon.current_target("prod") == COMMIT and agent.fetches == 1  # a fresh fetch first
 

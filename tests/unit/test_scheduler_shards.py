@@ -105,3 +105,17 @@ def test_the_leader_runs_an_approved_pass_of_an_environment_it_does_not_own(
 def test_gates_hold_readiness(daemon: Scheduler) -> None:
     daemon.gates.append(lambda: "not a member yet")
     assert "not a member yet" in daemon.readiness()
+
+
+def test_any_member_takes_an_approval_for_an_environment_it_does_not_own(daemon: Scheduler, agent: FakeAgent) -> None:
+    """Webhooks reach one replica through the Service: a follower that is a member runs the
+    approved pass itself (the environment's lock keeps it from overlapping the owner's)."""
+    assert not daemon.takes_approvals  # not joined yet
+    assert not daemon.approve("prod", ApprovedPass(COMMIT, "ada"))
+    daemon.set_members((ME, OTHER))
+    wait_until(lambda: agent.passes == {"dev": 1})
+    assert daemon.takes_approvals and not daemon.leading
+    assert daemon.approve("prod", ApprovedPass(COMMIT, "ada"))
+    wait_until(lambda: agent.passes == {"dev": 1, "prod": 1})
+    daemon.trigger(["prod"])  # prod's own passes stay its owner's
+    assert idle(daemon) and agent.passes == {"dev": 1, "prod": 1}
