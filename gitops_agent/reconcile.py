@@ -30,12 +30,13 @@ from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
 from gitops_agent.core.health_custom import by_kind
 from gitops_agent.core.hooks import Phase, in_phase
-from gitops_agent.core.ledger import APPLIED, FAILED, ROLLOUT_FAILED, Ledger, LedgerEntry, clipped
+from gitops_agent.core.ledger import APPLIED, FAILED, Ledger, LedgerEntry, clipped, ledger_time, parse_ledger_time
 from gitops_agent.core.pass_rules import (
     PLANNED,
     UP_TO_DATE,
     WAITING,
     Step,
+    applied_rollout,
     apply_outcome,
     held_commit,
     ledger_entry,
@@ -264,24 +265,24 @@ class Reconciler:
         if result.reason == LockLostError.reason:  # cut short: the new holder may have written since
             ledger = store.read_ledger(env.name)
         outcome = apply_outcome(ok=result.ok, wrote=result.wrote)
+        hook_failed = result.reason == HookFailedError.reason
+        rollout, rollout_message = applied_rollout(ok=result.ok, hook_failed=hook_failed, error=result.error)
         entry = ledger_entry(
             ledger,
             commit=commit,
             outcome=outcome,
             summary=result.changes.summary(),
             message=result.error,
-            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            time=ledger_time(datetime.now(UTC)),
             agent_version=__version__,
             forced=request.force,
             rolled_back_from=request.rolled_back_from,
             approved_by=request.approved_by,
-            rollout=rollout_record(None)[0] if result.ok else "",
+            rollout=rollout,
+            rollout_message=rollout_message,
             charts=self.snapshots.charts(env, commit),  # provenance: what the snapshot was rendered from
             applied_by=self.locks.identity,  # which replica: sharded, each environment has one
         )
-        hook_failed = result.reason == HookFailedError.reason
-        if entry is not None and hook_failed:  # reported as a failed rollout: nothing after it written
-            entry = replace(entry, rollout=ROLLOUT_FAILED, rollout_message=result.error)
         if entry is not None:
             ledger = store.write_ledger(env.name, ledger.record(entry))
         lock.release()  # written: following the rollout writes nothing, and must not hold up a rollback
@@ -471,12 +472,9 @@ class Reconciler:
 
 
 def _age_s(time: str) -> float:
-    """Seconds since a ledger time (RFC 3339, UTC); 0 when it cannot be read."""
-    try:
-        then = datetime.strptime(time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return 0.0
-    return max(0.0, (datetime.now(UTC) - then).total_seconds())
+    """Seconds since a ledger time; 0 when it cannot be read."""
+    then = parse_ledger_time(time)
+    return 0.0 if then is None else max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
 def _still_held(result: SyncResult, lock: EnvironmentLock) -> SyncResult:

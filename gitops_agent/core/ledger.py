@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from gitops_agent.core.helm import ChartRef, chart_refs
@@ -32,6 +33,8 @@ SUMMARY_CHARS = 1000
 
 # results of an entry
 APPLIED, FAILED, REACHED = "applied", "failed", "reached"  # reached: same objects, nothing written
+#: how entries' times are written (RFC 3339, UTC, to the second)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # a rollout's states, as kstatus words (``model.HealthStatus`` values)
 ROLLOUT_IN_PROGRESS, ROLLOUT_CURRENT, ROLLOUT_FAILED = "InProgress", "Current", "Failed"
 
@@ -152,6 +155,19 @@ def bounded(entries: tuple[LedgerEntry, ...]) -> tuple[LedgerEntry, ...]:
         total -= sizes[start]
         start += 1
     return entries[start:]
+
+
+def ledger_time(moment: datetime) -> str:
+    """``moment`` as an entry's ``time``."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_ledger_time(text: str) -> datetime | None:
+    """An entry's ``time`` read back; None when it is not one."""
+    try:
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def ledger_name(environment: str) -> str:

@@ -71,6 +71,7 @@ def ledger_entry(
     rolled_back_from: str = "",
     approved_by: str = "",
     rollout: str = "",
+    rollout_message: str = "",
     charts: tuple[ChartRef, ...] = (),
     applied_by: str = "",
 ) -> LedgerEntry | None:
@@ -89,9 +90,19 @@ def ledger_entry(
         rolled_back_from=rolled_back_from,
         approved_by=approved_by,
         rollout=rollout,
+        rollout_message=rollout_message,
         charts=charts,
         applied_by=applied_by,
     )
+
+
+def applied_rollout(*, ok: bool, hook_failed: bool, error: str) -> tuple[str, str]:
+    """The rollout an apply's ledger entry starts with: InProgress until it is followed; Failed,
+    naming the hook, when a pre-sync hook failed (reported as a failed rollout: nothing after it was
+    written); none for any other failure."""
+    if ok:
+        return ROLLOUT_IN_PROGRESS, ""
+    return (ROLLOUT_FAILED, error) if hook_failed else ("", "")
 
 
 def rollout_record(health: Health | None) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from gitops_agent.core.ledger import (
     Ledger,
     LedgerEntry,
     ledger_configmap,
+    ledger_time,
     parse_ledger,
+    parse_ledger_time,
 )
 from gitops_agent.errors import ClusterError
 
@@ -104,3 +107,10 @@ def test_entries_that_escape_to_many_bytes_are_dropped_oldest_first_to_fit() -> 
         ledger = ledger.record(replace(entry(f"c{i}", FAILED), message="é" * 10_000))
     assert len(json.dumps(ledger_configmap("prod", "gitops-agent", ledger))) < 1024 * 1024
     assert 0 < len(ledger.entries) < MAX_ENTRIES and ledger.entries[-1].commit == f"c{MAX_ENTRIES - 1}"
+
+
+def test_entry_times_are_written_in_utc_and_read_back() -> None:
+    moment = datetime(2026, 12, 2, 9, 30, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert ledger_time(moment) == "2026-12-02T08:30:05Z"
+    assert parse_ledger_time("2026-12-02T08:30:05Z") == moment.astimezone(UTC)
+    assert parse_ledger_time("yesterday") is None

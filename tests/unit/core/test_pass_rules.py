@@ -6,7 +6,15 @@ import pytest
 
 from gitops_agent.core.drift import CHANGED, EXTRA, MISSING, DriftedField, ObjectDrift
 from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, Ledger, LedgerEntry
-from gitops_agent.core.pass_rules import Step, apply_outcome, held_commit, ledger_entry, next_step, to_repair
+from gitops_agent.core.pass_rules import (
+    Step,
+    applied_rollout,
+    apply_outcome,
+    held_commit,
+    ledger_entry,
+    next_step,
+    to_repair,
+)
 from gitops_agent.model import ObjectKey
 
 WEB = ObjectKey("apps", "Deployment", "shop", "web")
@@ -83,3 +91,15 @@ def test_a_rollback_holds_while_the_branch_says_what_was_rolled_back_from() -> N
     assert held_commit(held, "new", same) == "old" and never == []  # no render needed
     assert held_commit(held, "later", lambda then: then == "new") == "old"  # same intent at the head
     assert held_commit(held, "later", lambda then: False) == "later"  # the environment changed: hold ends
+
+
+@pytest.mark.parametrize(
+    ("ok", "hook_failed", "expected"),
+    [
+        (True, False, ("InProgress", "")),  # followed next, picked up again by a restarted agent
+        (False, True, ("Failed", "pre-sync hook Job/shop/migrate failed")),  # reported as a failed rollout
+        (False, False, ("", "")),  # nothing rolled out
+    ],
+)
+def test_the_rollout_an_apply_records(ok: bool, hook_failed: bool, expected: tuple[str, str]) -> None:
+    assert applied_rollout(ok=ok, hook_failed=hook_failed, error="pre-sync hook Job/shop/migrate failed") == expected
