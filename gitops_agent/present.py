@@ -80,6 +80,7 @@ def history_json(h: HistoryEntry) -> dict[str, Any]:
     return {
         **asdict(h.entry),
         "charts": [asdict(c) for c in h.entry.charts],
+        "images": list(h.entry.images),
         "running": h.running,
         "since": h.since,
         "paths": list(h.paths),

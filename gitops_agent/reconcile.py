@@ -30,6 +30,7 @@ from gitops_agent.config import Config, EnvironmentConfig
 from gitops_agent.core.drift import DriftPolicy, ObjectDrift
 from gitops_agent.core.health_custom import by_kind
 from gitops_agent.core.hooks import Phase, in_phase
+from gitops_agent.core.images import snapshot_images
 from gitops_agent.core.ledger import APPLIED, FAILED, Ledger, LedgerEntry, clipped, ledger_time, parse_ledger_time
 from gitops_agent.core.pass_rules import (
     PLANNED,
@@ -282,6 +283,7 @@ class Reconciler:
             rollout_message=rollout_message,
             charts=self.snapshots.charts(env, commit),  # provenance: what the snapshot was rendered from
             applied_by=self.locks.identity,  # which replica: sharded, each environment has one
+            images=snapshot_images(o.manifest for o in objects),  # what the commit carried, for /api/v1/status
         )
         if entry is not None:
             ledger = store.write_ledger(env.name, ledger.record(entry))

@@ -62,6 +62,8 @@ class LedgerEntry:
     charts: tuple[ChartRef, ...] = ()
     #: the agent process that wrote the entry (its lock identity: pod name and a random suffix)
     applied_by: str = ""
+    #: the container images the snapshot runs (``core.images``): what the commit carried
+    images: tuple[str, ...] = ()
 
     @property
     def rollout_settled(self) -> bool:
@@ -209,4 +211,6 @@ def _entry(item: Any) -> LedgerEntry:
     known = {k: v for k, v in item.items() if k in _ENTRY_FIELDS}
     if "charts" in known:
         known["charts"] = chart_refs(known["charts"])
+    if "images" in known:
+        known["images"] = tuple(str(i) for i in known["images"] or ())
     return LedgerEntry(**known)

@@ -74,6 +74,7 @@ def ledger_entry(
     rollout_message: str = "",
     charts: tuple[ChartRef, ...] = (),
     applied_by: str = "",
+    images: tuple[str, ...] = (),
 ) -> LedgerEntry | None:
     """The entry an apply adds, or None for a failure repeated every pass (recorded once)."""
     last = ledger.entries[-1] if ledger.entries else None
@@ -93,6 +94,7 @@ def ledger_entry(
         rollout_message=rollout_message,
         charts=charts,
         applied_by=applied_by,
+        images=images,
     )
 
 

@@ -205,7 +205,7 @@ def test_history_json() -> None:
     out = history_json(HistoryEntry(entry, (commit,), True))
     assert list(out) == [
         "commit", "time", "agent_version", "result", "summary", "message", "forced", "snapshot_hash",
-        "rolled_back_from", "approved_by", "rollout", "rollout_message", "charts", "applied_by",
+        "rolled_back_from", "approved_by", "rollout", "rollout_message", "charts", "applied_by", "images",
         "running", "since", "paths", "commits",
     ]  # fmt: skip
     assert out["running"] is True and out["rolled_back_from"] == "f" * 40
