@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CLUSTER_DIR := .cluster
 N ?= 100,1000,5000
 
-.PHONY: install controlplane test lint typecheck unit integration cluster-up cluster-down demo bench clean
+.PHONY: install controlplane test lint typecheck unit integration cluster-up cluster-down demo bench bench-flux clean
 
 install: $(STAMP)
 
@@ -56,6 +56,16 @@ demo: install cluster-up
 bench: install cluster-up
 	GITOPS_AGENT_KUSTOMIZE=$$(bash tests/controlplane/build.sh)/kubectl \
 	  $(BIN)/python -m tests.bench --kubeconfig $(CLUSTER_DIR)/kubeconfig --n $(N)
+
+# gitops-agent against Flux's source-controller and kustomize-controller (built once per version, cold
+# ~3 min each; not part of `make test`) on a control plane of its own; N environments (N=10,100,500).
+FLUX_CLUSTER_DIR := .cluster-flux
+FLUX_N := $(if $(filter command line environment,$(origin N)),$(N),10,100,500)
+bench-flux: install controlplane
+	@bash tests/controlplane/build-flux.sh >/dev/null
+	$(BIN)/python -m tests.controlplane.harness up --dir $(FLUX_CLUSTER_DIR)
+	$(BIN)/python -m tests.bench.flux --kubeconfig $(FLUX_CLUSTER_DIR)/kubeconfig --n $(FLUX_N); \
+	  status=$$?; $(BIN)/python -m tests.controlplane.harness down --dir $(FLUX_CLUSTER_DIR); exit $$status
 
 clean: cluster-down
 	rm -rf $(VENV) $(CLUSTER_DIR) .bench .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
