@@ -20,6 +20,8 @@ Names (all prefixed ``gitops_agent_``):
     owned_environments                                         gauge (environments whose passes this replica runs)
     git_cache_bytes                                            gauge (disk usage of the git cache, as du counts)
     git_pull_refs                                              gauge (pull-request heads kept for previews)
+    watch_cache_objects{environment}                           gauge (live objects this replica's watches hold)
+    watch_cache_watches                                        gauge (watches this replica keeps open)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gitops_agent.core.drift import DriftCounts
@@ -54,6 +56,22 @@ class _RequestCounts(Collector):
         for verb, n in sorted(self._counts().items()):
             family.add_metric([verb], n)
         yield family
+
+
+class _WatchCache(Collector):
+    """``watch_cache_objects`` and ``watch_cache_watches``: read from the watch cache when scraped."""
+
+    def __init__(self, sizes: Callable[[], Mapping[str, int]], watches: Callable[[], int]) -> None:
+        self._sizes, self._watches = sizes, watches
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        objects = GaugeMetricFamily(
+            PREFIX + "watch_cache_objects", "Live objects the watch cache holds.", labels=["environment"]
+        )
+        for env, n in sorted(self._sizes().items()):
+            objects.add_metric([env], n)
+        yield objects
+        yield GaugeMetricFamily(PREFIX + "watch_cache_watches", "Watches kept open.", value=self._watches())
 
 
 class Metrics:
@@ -118,6 +136,10 @@ class Metrics:
         """For ``git_hygiene``: the git cache as just measured."""
         self.git_cache_bytes.set(stats.bytes)
         self.git_pull_refs.set(stats.pull_refs)
+
+    def read_watch_cache(self, sizes: Callable[[], Mapping[str, int]], watches: Callable[[], int]) -> None:
+        """For the daemon: the watch cache's size, read at every scrape (``cluster.watch.WatchCache``)."""
+        self.registry.register(_WatchCache(sizes, watches))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

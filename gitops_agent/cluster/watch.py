@@ -264,9 +264,21 @@ class WatchCache:
 
     def object_count(self) -> int:
         """Objects held over every watch: what memory follows."""
+        return sum(self.sizes().values())
+
+    def sizes(self) -> dict[str, int]:
+        """Objects held per environment (its ledger included), for /status and /metrics."""
         with self._lock:
-            watchers = [*self._watchers.values(), *self._ledgers.values()]
-        return sum(len(w.store.objects) for w in watchers)
+            watchers = [*self._watchers.items(), *(((e, None), w) for e, w in self._ledgers.items())]
+        sizes: dict[str, int] = {}
+        for (env, _), watcher in watchers:
+            sizes[env] = sizes.get(env, 0) + len(watcher.store.objects)
+        return sizes
+
+    def watch_count(self) -> int:
+        """Watches open (or re-listing): one per environment, kind and namespace, and per ledger."""
+        with self._lock:
+            return len(self._watchers) + len(self._ledgers)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -78,3 +78,15 @@ def test_two_daemons_never_share_counters() -> None:
     a, b = Metrics(), Metrics()
     a.observe(applied("prod", Action.CREATED), duration_s=1, now=1.0)
     assert ("gitops_agent_objects_applied_total", (("action", "created"), ("environment", "prod"))) not in samples(b)
+
+
+def test_the_watch_cache_s_size_is_read_at_every_scrape() -> None:
+    metrics = Metrics()
+    sizes = {"dev": 3, "prod": 1}
+    metrics.read_watch_cache(lambda: sizes, lambda: 4)
+    text = metrics.render().decode()
+    assert 'gitops_agent_watch_cache_objects{environment="dev"} 3.0' in text
+    assert 'gitops_agent_watch_cache_objects{environment="prod"} 1.0' in text
+    assert "gitops_agent_watch_cache_watches 4.0" in text
+    sizes.pop("prod")
+    assert 'watch_cache_objects{environment="prod"}' not in metrics.render().decode()  # moved away: gone
