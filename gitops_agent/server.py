@@ -16,8 +16,11 @@ module only says which route is served where.
 when ``server.status_token_file`` is set (the probes answer without it):
 
     GET  /metrics           Prometheus text
-    GET  /status            JSON, or the HTML page when the client asks for text/html
-    GET  /                  the HTML page
+    GET  /status            JSON, or the HTML table when the client asks for text/html
+    GET  /api/v1/status     the status board's data: which commit runs where (``core.board``)
+    GET  /api/v1/environments/<env>/health   its objects' health, read now
+    GET  /                  the status board (``static/``: a page holding no data; its script reads
+                            the API, asking for the token when one is set), or the HTML table
     GET  /healthz, /readyz  as above
 """
 
@@ -33,6 +36,7 @@ from gitops_agent.core.http_limits import bearer_refusal
 from gitops_agent.errors import ConfigError
 from gitops_agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gitops_agent.scheduler import Scheduler
+from gitops_agent.status_board import BOARD_ASSETS, StatusBoard, board_asset
 from gitops_agent.status_page import status_html, status_json
 from gitops_agent.webhooks import MAX_WEBHOOK_BYTES, WEBHOOK_PATH, Webhooks
 
@@ -57,8 +61,10 @@ class AgentServer:
         status_address: tuple[str, int] | None = None,
         status_token: bytes | None = None,
         max_connections: int = Limits.max_connections,
+        board: StatusBoard | None = None,
     ) -> None:
         self.agent_daemon = daemon
+        self.board = board
         self.webhooks = Webhooks(daemon, secret=webhook_secret, approvals=approvals)
         self.status_token = status_token
         listeners = [self._webhook_listener(address, Limits(max_connections=max_connections))]
@@ -92,8 +98,21 @@ class AgentServer:
 
     def _status_listener(self, address: tuple[str, int]) -> Listener:
         pages = tuple(Route("GET", path, self._status, "status", admit=self._admit_status) for path in STATUS_ROUTES)
+        if self.board is not None:
+            pages = (*(r for r in pages if r.path != "/"), *self._board_routes())
         # people and one Prometheus: few connections; the probes are there too for a kubelet that uses them
         return Listener("status", address, (*pages, *self._probes()), _not_found, Limits(max_connections=64))
+
+    def _board_routes(self) -> tuple[Route, ...]:
+        """The page and its assets hold no data, so they need no token (a browser cannot send one
+        to open a page); the API they read does."""
+        assets = tuple(Route("GET", path, _asset, INLINE) for path in BOARD_ASSETS)
+        envs = [env.name for env in self.agent_daemon.config.environments]
+        health = tuple(
+            Route("GET", f"/api/v1/environments/{name}/health", self._health, "status", admit=self._admit_status)
+            for name in envs
+        )
+        return (*assets, Route("GET", "/api/v1/status", self._board, "status", admit=self._admit_status), *health)
 
     def _probes(self) -> tuple[Route, ...]:
         return Route("GET", "/healthz", _healthz, INLINE), Route("GET", "/readyz", self._readyz, "probes")
@@ -126,6 +145,28 @@ class AgentServer:
         if request.path == "/status" and "text/html" not in request.headers.get("accept", ""):
             return Response.json(HTTPStatus.OK, status_json(daemon.status()))
         return Response(HTTPStatus.OK, status_html(daemon.status()).encode(), _HTML)
+
+    def _board(self, request: Request) -> Response:
+        assert self.board is not None  # routed only with a board
+        return Response.json(HTTPStatus.OK, self.board.view())
+
+    def _health(self, request: Request) -> Response:
+        assert self.board is not None
+        return Response.json(HTTPStatus.OK, self.board.health(request.path.split("/")[4]))
+
+
+def _asset(request: Request) -> Response:
+    body, content_type = board_asset(request.path)
+    return Response(HTTPStatus.OK, body, content_type, BOARD_HEADERS)
+
+
+#: the page runs only its own script and style, sends data nowhere else, and is framed by no one
+BOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _healthz(request: Request) -> Response:

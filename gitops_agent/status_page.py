@@ -31,12 +31,13 @@ def status_json(status: SchedulerStatus) -> dict[str, Any]:
         "not_ready": list(status.ready),
         "fetch_error": clip(status.fetch_error, MESSAGE_CHARS),
         "git_cache": {"bytes": c.bytes, "pull_refs": c.pull_refs} if (c := status.git_cache) else None,
-        "environments": [_environment_json(v) for v in status.environments],
+        "environments": [environment_json(v) for v in status.environments],
         "pull_request_environments": [pr_environment_json(p) for p in status.pull_request_environments],
     }
 
 
-def _environment_json(v: EnvironmentView) -> dict[str, Any]:
+def environment_json(v: EnvironmentView) -> dict[str, Any]:
+    """One environment of ``/status`` (also each environment's ``last_pass`` on ``/api/v1/status``)."""
     r = v.last
     return {
         "name": v.name,
@@ -78,8 +79,8 @@ _PAGE = """<!doctype html>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}
 .failed{{color:#b00020}}.ok{{color:#1b5e20}}code{{font-size:.95em}}</style></head>
-<body><h1>gitops-agent</h1><p>{summary}</p>
-<table><tr><th>environment</th><th>policy</th><th>branch</th><th>commit</th><th>outcome</th><th>changes</th>
+<body><h1>gitops-agent</h1><p>{summary} — <a href="/">the status board</a></p>
+<table><tr><th>environment</th><th>owner</th><th>policy</th><th>branch</th><th>commit</th><th>outcome</th><th>changes</th>
 <th>health</th><th>drift (unexpected / expected)</th><th>last success</th><th>last error</th></tr>
 {rows}
 </table></body></html>
@@ -92,7 +93,7 @@ def status_html(status: SchedulerStatus) -> str:
     ready = "ready" if not status.ready else "not ready: " + "; ".join(status.ready)
     members = f" — members: {', '.join(status.members)}" if status.members else ""
     summary = f"{role} {status.identity}{members} — {ready}".strip()
-    rows = "\n".join(_row(_environment_json(v)) for v in status.environments)
+    rows = "\n".join(_row(environment_json(v)) for v in status.environments)
     return _PAGE.format(summary=html.escape(summary), rows=rows)
 
 
@@ -101,7 +102,7 @@ def _row(e: dict[str, Any]) -> str:
     health = e["health"]
     css = "failed" if e["ok"] is False or (health and health["status"] == "Failed") else "ok"
     cells = [
-        e["name"], e["policy"], e["branch"], e["commit"][:12], state, e["summary"],
+        e["name"], e["owner"] or "-", e["policy"], e["branch"], e["commit"][:12], state, e["summary"],
         f"{health['status']}: {health['message']}" if health else "-",
         f"{e['drift']['unexpected']} / {e['drift']['expected']}", e["last_success_at"], e["last_error"],
     ]  # fmt: skip

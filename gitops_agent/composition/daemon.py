@@ -30,6 +30,7 @@ from gitops_agent.readiness import cluster_probe
 from gitops_agent.reporting import Reporter
 from gitops_agent.scheduler import Scheduler, SchedulerOptions
 from gitops_agent.server import AgentServer, parse_listen, read_status_token, read_webhook_secret
+from gitops_agent.status_board import StatusBoard
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     server = AgentServer(
         address, scheduler, webhook_secret=secret, approvals=approvals, status_address=status_address,
         status_token=status_token, max_connections=config.server.max_connections,
+        board=StatusBoard(scheduler, agent),
     )  # fmt: skip
     return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat, membership)
 
