@@ -47,6 +47,11 @@ def make_repo(template: Path, dest: Path) -> str:
     return git("rev-parse", "HEAD").strip()
 
 
+BOARD_LISTEN = "127.0.0.1:9090"
+BOARD_URL = f"http://{BOARD_LISTEN}/"
+RENDERERS = ("GITOPS_AGENT_KUSTOMIZE", "GITOPS_AGENT_HELM")
+
+
 def demo_config(template: Path, repo: Path, workdir: Path) -> str:
     """The template's own agent config, pointed at the local repository."""
     data = yaml.safe_load((template / "gitops-agent.yaml").read_text())
@@ -78,10 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         print(format_status(agent.status()))
     finally:
         agent.close()
-    print(
-        f"\nTry: .venv/bin/gitops-agent status --config {workdir / 'gitops-agent.yaml'} --kubeconfig {args.kubeconfig}"
-    )
+    config = workdir / "gitops-agent.yaml"
+    print(f"\nTry: .venv/bin/gitops-agent status --config {config} --kubeconfig {args.kubeconfig}")
+    print(board_hint(config, args.kubeconfig))
     return 0 if all(r.ok for r in results) else 1
+
+
+def board_hint(config: Path, kubeconfig: str) -> str:
+    """How to see the status board: the daemon on loopback ports, and the page's URL."""
+    # the daemon renders with the same kubectl and helm the demo did (the Makefile sets them)
+    renderers = " ".join(f"{k}={os.environ[k]}" for k in RENDERERS if k in os.environ)
+    command = (
+        f"{renderers} .venv/bin/gitops-agent run --config {config} --kubeconfig {kubeconfig} "
+        f"--no-leader-election --listen 127.0.0.1:8080 --status-listen {BOARD_LISTEN}"
+    ).strip()
+    return f"\nThe status board: run the daemon,\n  {command}\nthen open {BOARD_URL}"
 
 
 if __name__ == "__main__":

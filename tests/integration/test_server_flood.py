@@ -210,12 +210,15 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def test_status_and_metrics_want_the_token_and_are_not_on_the_webhook_port(daemon: Daemon) -> None:
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    for path in ("/status", "/metrics", "/"):
+    for path in ("/status", "/metrics", "/api/v1/status", "/api/v1/environments/dev/health"):
         assert httpx.get(daemon.status_url + path, timeout=5).status_code == 401, path
         wrong = {"Authorization": "Bearer " + TOKEN[:-1]}
         assert httpx.get(daemon.status_url + path, headers=wrong, timeout=5).status_code == 401, path
         assert httpx.get(daemon.status_url + path, headers=bearer, timeout=5).status_code == 200, path
         assert httpx.get(daemon.url + path, headers=bearer, timeout=5).status_code == 404, path
+    # the status board's page holds no data: a browser opens it, its script asks for the token
+    page = httpx.get(daemon.status_url + "/", timeout=5)
+    assert page.status_code == 200 and "/assets/board.js" in page.text and "prod" not in page.text
     status = httpx.get(daemon.status_url + "/status", headers=bearer, timeout=5).json()
     assert status["ready"] is True and [e["name"] for e in status["environments"]] == ["dev", "prod"]
     body = b'{"ref": "refs/heads/main"}'
