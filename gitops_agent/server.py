@@ -26,7 +26,7 @@ when ``server.status_token_file`` is set (the probes answer without it):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
 
@@ -61,9 +61,11 @@ class AgentServer:
         status_address: tuple[str, int] | None = None,
         status_token: bytes | None = None,
         max_connections: int = Limits.max_connections,
+        watch_cache: Callable[[], Mapping[str, int]] | None = None,
         board: StatusBoard | None = None,
     ) -> None:
         self.agent_daemon = daemon
+        self._watch_cache = watch_cache  # objects the watch cache holds per environment
         self.board = board
         self.webhooks = Webhooks(daemon, secret=webhook_secret, approvals=approvals)
         self.status_token = status_token
@@ -143,7 +145,7 @@ class AgentServer:
         if request.path == "/metrics":
             return Response(HTTPStatus.OK, daemon.metrics.render(), METRICS_CONTENT_TYPE)
         if request.path == "/status" and "text/html" not in request.headers.get("accept", ""):
-            return Response.json(HTTPStatus.OK, status_json(daemon.status()))
+            return Response.json(HTTPStatus.OK, {**status_json(daemon.status()), "watch_cache": self._cache_json()})
         return Response(HTTPStatus.OK, status_html(daemon.status()).encode(), _HTML)
 
     def _board(self, request: Request) -> Response:
@@ -153,6 +155,13 @@ class AgentServer:
     def _health(self, request: Request) -> Response:
         assert self.board is not None
         return Response.json(HTTPStatus.OK, self.board.health(request.path.split("/")[4]))
+
+    def _cache_json(self) -> dict[str, object] | None:
+        """``watch_cache``: ``{objects, environments: {name: objects}}`` this replica's watches hold."""
+        if self._watch_cache is None:
+            return None
+        sizes = dict(sorted(self._watch_cache().items()))
+        return {"objects": sum(sizes.values()), "environments": sizes}
 
 
 def _asset(request: Request) -> Response:

@@ -96,7 +96,8 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
         pull_refs=PullRefKeeper(GitCache(agent.snapshots.source), on_measure=metrics.observe_git_cache),
         pr_environments=PullRequestEnvironments(agent, github) if config.pull_request_environments else None,
     )
-    watch_live_state(agent, scheduler)
+    watches = watch_live_state(agent, scheduler)
+    metrics.read_watch_cache(watches.sizes, watches.watch_count)
     elector = membership = None
     if lease_kube is not None:
         elector = LeaderElector(lease_kube, lease, on_change=scheduler.set_leading, on_push=scheduler.push)
@@ -116,7 +117,7 @@ def daemon_wiring(config: Config, options: RunOptions) -> DaemonWiring:
     server = AgentServer(
         address, scheduler, webhook_secret=secret, approvals=approvals, status_address=status_address,
         status_token=status_token, max_connections=config.server.max_connections,
-        board=StatusBoard(scheduler, agent),
+        board=StatusBoard(scheduler, agent), watch_cache=watches.sizes,
     )  # fmt: skip
     return DaemonWiring(agent, metrics, scheduler, server, elector, told, stopping, approvals, chat, membership)
 

@@ -267,6 +267,19 @@ def test_status_json(status_http: httpx.Client) -> None:
     assert (dev["outcome"], dev["ok"], dev["drift"]) == ("up-to-date", True, {"expected": 0, "unexpected": 0})
     assert dev["last_success_at"].endswith("Z") and dev["interval_s"] == 3600
     assert data["environments"][1]["branch"] == "release"
+    assert data["watch_cache"] is None  # a server told of no watch cache
+
+
+def test_status_json_says_what_the_watch_cache_holds(daemon: Scheduler) -> None:
+    loopback = ("127.0.0.1", 0)
+    sizes = {"prod": 2, "dev": 5}
+    server = AgentServer(loopback, daemon, webhook_secret=SECRET, status_address=loopback, watch_cache=lambda: sizes)
+    server.start()
+    try:
+        data = httpx.get(f"{server.status_url}/status", timeout=10).json()
+    finally:
+        server.stop()
+    assert data["watch_cache"] == {"objects": 7, "environments": {"dev": 5, "prod": 2}}
 
 
 def test_the_page_for_people_escapes_everything(status_http: httpx.Client, daemon: Scheduler, agent: FakeAgent) -> None:
