@@ -20,7 +20,12 @@ it, with the peak RSS of the agent's process and of its kustomize, and ``kubectl
 written to ``.bench/render.json`` (``--render-only`` runs just it, with no cluster).
 
 Each tool works in namespaces of its own, so neither sees the other's objects. Figures are
-printed as a table and written to ``.bench/latest.json``. Not a test: nothing here asserts speed.
+printed as a table and written to ``.bench/latest.json``. Then the watch figures
+(``tests/bench/watch.py``, ``.bench/watch.json``) and the scale figures (``tests/bench/scale.py``:
+RSS at 5,000 and 20,000 objects, 100 environments converged by 1 and by 3 replicas), added to
+``.bench/latest.json`` (records with ``"bench": "scale"``) and in ``.bench/scale.json``;
+``--scale-only`` runs just those, ``--no-scale`` leaves them out. Not a test: nothing here asserts
+speed.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.core.prepare import ENV_LABEL
 from tests.bench.render import bench_render, print_render
+from tests.bench.scale import bench_scale, print_scale
 from tests.bench.watch import bench_watch
 from tests.support.builders import widget_crd
 
@@ -374,7 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median); 1 for N >= 5000")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "latest.json"))
     parser.add_argument("--render-only", action="store_true", help="only the render-max scenario (no cluster)")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale figures (tests/bench/scale.py)")
+    parser.add_argument("--no-scale", action="store_true", help="without the scale figures (several minutes)")
     args = parser.parse_args(argv)
+    if args.scale_only:
+        return run_scale(args.kubeconfig, Path(args.out), None)
     workdir = ROOT / ".bench" / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     b = Bench(args.kubeconfig, workdir)
@@ -403,7 +413,24 @@ def main(argv: list[str] | None = None) -> int:
     (Path(args.out).parent / "watch.json").write_text(json.dumps(watched, indent=2))
     print(f"watch: {watched}")
     print_table(records)
+    if not args.no_scale:
+        return run_scale(args.kubeconfig, Path(args.out), [asdict(r) for r in records])
     print(f"\nwritten to {args.out}")
+    return 0
+
+
+def run_scale(kubeconfig: str, out: Path, records: list[dict[str, Any]] | None) -> int:
+    """The scale figures, to ``.bench/scale.json`` and into ``out`` beside ``records`` (alone: beside
+    the records ``out`` holds, any earlier scale figures replaced)."""
+    scale = [{"bench": "scale", **r} for r in bench_scale(kubeconfig)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / "scale.json").write_text(json.dumps(scale, indent=2))
+    if records is None:
+        kept = json.loads(out.read_text()) if out.exists() else []
+        records = [r for r in kept if r.get("bench") != "scale"]
+    out.write_text(json.dumps(records + scale, indent=2))
+    print_scale(scale)
+    print(f"\nwritten to {out} and {out.parent / 'scale.json'}")
     return 0
 
 
