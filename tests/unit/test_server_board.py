@@ -77,3 +77,12 @@ def test_the_data_wants_the_token(status: httpx.Client, board: FakeBoard) -> Non
     assert status.get("/api/v1/status", headers=bearer).json()["schema"] == 1
     assert status.get("/api/v1/environments/nope/health", headers=bearer).status_code == 404
     assert board.asked == ["dev"]
+
+
+def test_the_status_table_names_each_environment_s_owner() -> None:
+    from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
+    from gitops_agent.status_page import status_html
+
+    view = EnvironmentView("dev", "auto", "main", 60.0, False, False, None, None, None, None, owner="pod-b")
+    page = status_html(SchedulerStatus(True, "pod-a", (), "", (view,), members=("pod-a", "pod-b")))
+    assert "<th>owner</th>" in page and "<td>dev</td><td>pod-b</td>" in page
