@@ -141,10 +141,9 @@ class Flux(Tool):
             metrics, health = free_port(), free_port()
             args = [
                 bins[name],
-                f"--kubeconfig={kubeconfig}",
                 f"--metrics-addr=127.0.0.1:{metrics}",
                 f"--health-addr=127.0.0.1:{health}",
-                "--leader-elect=false",
+                "--enable-leader-election=false",
                 "--watch-all-namespaces=true",
                 "--log-level=error",
             ]
