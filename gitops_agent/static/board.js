@@ -28,6 +28,7 @@ const page = {
   token: sessionStorage.getItem("gitops-agent-token") || "",
   selected: null, // {env, sha} of the cell whose detail is open
   health: new Map(), // environment -> its objects' health, once asked for
+  openDrift: new Set(), // environments whose drift is unfolded
   timer: 0,
 };
 
@@ -96,12 +97,15 @@ async function poll() {
       return; // polling resumes once a token is given
     }
     if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
-    const text = await answer.text();
+    const data = await answer.json();
     page.fetchedAt = Date.now();
     setLive(true);
+    // drawn again only when something changed (not its build time): open parts and focus stay put
+    const { generated_at: _, ...rest } = data;
+    const text = JSON.stringify(rest);
     if (text !== page.text) {
       page.text = text;
-      page.data = JSON.parse(text);
+      page.data = data;
       render();
     }
   } catch (error) {
@@ -198,7 +202,7 @@ function environmentCard(env) {
   const head = el(
     "div",
     { class: "env-head" },
-    el("h3", { text: env.name }),
+    el("h3", { id: `env-${env.name}`, text: env.name }),
     pill("muted", env.policy),
     health ? pill(HEALTH_KIND[health.status] || "muted", health.status) : pill("muted", "no rollout yet"),
     env.waiting ? pill("warn", "waiting for approval") : null,
@@ -212,7 +216,7 @@ function environmentCard(env) {
     fact("branch", env.branch, env.target && running && env.target !== running.commit
       ? el("span", { class: "muted", text: ` head ${short(env.target)}` }) : null),
     lastPassFact(last),
-    health && health.message ? fact("health", health.message) : null,
+    health && health.message ? fact("health", el("span", { class: "clamp", title: health.message, text: health.message })) : null,
     running && running.images.length ? fact("images", chips(running.images)) : null,
     running && running.charts.length ? fact("charts", chips(running.charts.map((c) => `${c.name} ${c.version}`))) : null,
     env.error ? fact("error", el("span", { class: "bad-text", text: env.error })) : null,
@@ -268,8 +272,11 @@ function driftBlock(env) {
   );
   return el(
     "details",
-    { class: `drift ${drift.unexpected ? "has-unexpected" : ""}`, "data-drift": env.name },
-    el("summary", { text: label }),
+    {
+      class: `drift ${drift.unexpected ? "has-unexpected" : ""}`, "data-drift": env.name, open: page.openDrift.has(env.name),
+      on: { toggle: (event) => (event.currentTarget.open ? page.openDrift.add(env.name) : page.openDrift.delete(env.name)) },
+    },
+    el("summary", { text: label, "data-key": `drift:${env.name}` }),
     el("ul", { class: "objects" }, ...objects),
   );
 }
@@ -284,13 +291,12 @@ function healthBlock(env) {
   if (!got) return el("div", { class: "health" }, button);
   if (got.loading) return el("div", { class: "health" }, button, el("p", { class: "muted", text: "reading…" }));
   if (got.error) return el("div", { class: "health" }, button, el("p", { class: "bad-text", text: got.error }));
-  const rows = got.objects.map((o) =>
-    el("tr", {}, el("td", {}, el("code", { text: `${o.kind}/${o.name}` })),
-      el("td", {}, pill(HEALTH_KIND[o.status] || "muted", o.status)), el("td", { text: o.message })));
-  return el("div", { class: "health" }, button,
-    el("table", { class: "objects-health" },
-      el("thead", {}, el("tr", {}, el("th", { text: "object" }), el("th", { text: "health" }), el("th", { text: "why" }))),
-      el("tbody", {}, ...rows)));
+  const items = got.objects.map((o) =>
+    el("li", { "data-status": o.status },
+      el("div", {}, pill(HEALTH_KIND[o.status] || "muted", o.status), " ", el("code", { text: `${o.kind}/${o.name}` })),
+      o.message ? el("div", { class: "why", text: o.message }) : null));
+  if (!items.length) items.push(el("li", { class: "muted", text: "no objects" }));
+  return el("div", { class: "health" }, button, el("ul", { class: "objects-health" }, ...items));
 }
 
 function renderMatrix() {
@@ -322,7 +328,7 @@ function matrixCell(c, env, row, col) {
   }
   const label = STATES[cell.state] || cell.state;
   const bits = [el("span", { class: "state", text: label })];
-  if (cell.running && cell.state !== "running") bits.push(el("span", { class: "tag", text: "runs" }));
+  if (cell.running && cell.state !== "running") bits.push(el("span", { class: "tag", text: "still running" }));
   if (cell.via && cell.via !== c.sha && cell.state !== "waiting" && cell.state !== "pending") {
     bits.push(el("span", { class: "via", text: `with ${short(cell.via)}` }));
   }
