@@ -41,6 +41,16 @@ integration: install controlplane
 test: lint typecheck install controlplane
 	$(BIN)/pytest -q
 
+# The agent's image, with podman on a Debian base mmdebstrap makes (no registry needed; set
+# IMAGE_BASE=python:3.11-slim-bookworm where one is reachable); prints its size. tests/image/build.sh
+image: install controlplane
+	bash tests/image/build.sh
+
+# The image run as the cluster runs it: manifests/ applied, its ServiceAccount's token, the shipped
+# RBAC only (tests/image/check_image.py; not part of `make test`, which needs no podman).
+test-image: image
+	$(BIN)/pytest -q tests/image/check_image.py
+
 cluster-up: install controlplane
 	$(BIN)/python -m tests.controlplane.harness up --dir $(CLUSTER_DIR)
 
