@@ -122,7 +122,7 @@ class StatusBoard:
         target = self._target(env)
         carried = self._carried(env, entries)
         running = next((e.commit for e in reversed(entries) if e.result in (APPLIED, REACHED)), None)
-        ahead = self._log(running, target, self._sources(env, target)) if target and target != running else []
+        ahead = (self._log(running, target, self._sources(env, target)) or []) if target and target != running else []
         return EnvironmentFacts(
             name=env.name, policy=env.policy, branch=view.branch, owner=view.owner, target=target,
             entries=entries, carried=carried, ahead=tuple(c.sha for c in ahead),
@@ -142,16 +142,15 @@ class StatusBoard:
 
     def _carried(self, env: EnvironmentConfig, entries: Sequence[Any]) -> tuple[tuple[str, ...], ...]:
         """Per entry, the commits since the previous applied one that changed the environment (as
-        ``history`` counts them)."""
+        ``history`` counts them); just its own commit when the log cannot say (force-pushed away)."""
         out: list[tuple[str, ...]] = []
         previous: str | None = None
         for entry in entries:
-            same = entry.commit == previous
-            out.append(
-                ()
-                if same
-                else tuple(c.sha for c in self._log(previous, entry.commit, self._sources(env, entry.commit)))
-            )
+            if entry.commit == previous:
+                out.append(())  # a re-apply: it changed nothing
+            else:
+                found = self._log(previous, entry.commit, self._sources(env, entry.commit))
+                out.append((entry.commit,) if found is None else tuple(c.sha for c in found))
             if entry.result in (APPLIED, REACHED):
                 previous = entry.commit
         return tuple(out)
@@ -168,26 +167,28 @@ class StatusBoard:
         return kept[1]
 
     def _rows(self, envs: Sequence[EnvironmentFacts]) -> list[CommitInfo]:
-        """The newest commits that changed any environment, and the commit each one runs."""
+        """The newest commits that changed any environment, and the newest change each one runs
+        (however old: it is what runs there)."""
         found: dict[str, CommitInfo] = {}
         for env in envs:
-            if env.target:
-                config = self.agent.config.environment(env.name)
-                for c in self._log(None, env.target, self._sources(config, env.target), MAX_COMMITS):
-                    found.setdefault(c.sha, c)
+            for c in self._changes(env):
+                found.setdefault(c.sha, c)
         rows = sorted(found.values(), key=lambda c: c.date, reverse=True)[:MAX_COMMITS]
         shown = {c.sha for c in rows}
         for env in envs:
-            running = next((e.commit for e in reversed(env.entries) if e.result in (APPLIED, REACHED)), "")
-            if running and running not in shown:
-                rows.extend(self._log(None, running, (), 1))  # old, or force-pushed away: still shown
-                shown.add(running)
+            newest = _newest_running_change(env)
+            if newest and newest not in shown:
+                rows.extend(self._log(None, newest, (), 1) or ())
+                shown.add(newest)
         return sorted(rows, key=lambda c: c.date, reverse=True)
 
-    def _touched(self, env: EnvironmentFacts, commits: Sequence[CommitInfo]) -> EnvironmentFacts:
+    def _changes(self, env: EnvironmentFacts) -> list[CommitInfo]:
+        """The newest commits up to its target that changed what the environment renders."""
         config = self.agent.config.environment(env.name)
-        touched = {c.sha for c in self._log(None, env.target, self._sources(config, env.target), MAX_COMMITS)}
-        touched |= {sha for carried in env.carried for sha in carried} | {e.commit for e in env.entries}
+        return self._log(None, env.target, self._sources(config, env.target), MAX_COMMITS) or []
+
+    def _touched(self, env: EnvironmentFacts, commits: Sequence[CommitInfo]) -> EnvironmentFacts:
+        touched = {c.sha for c in self._changes(env)} | {sha for carried in env.carried for sha in carried}
         touched |= set(env.ahead)
         return replace(env, touched=frozenset(touched & {c.sha for c in commits}))
 
@@ -198,17 +199,18 @@ class StatusBoard:
             return (env.path,)
         return self._keep(("sources", env.name, commit), lambda: self.agent.snapshots.sources(env, commit))
 
-    def _log(self, old: str | None, new: str, paths: tuple[str, ...], limit: int = 100) -> list[CommitInfo]:
+    def _log(self, old: str | None, new: str, paths: tuple[str, ...], limit: int = 100) -> list[CommitInfo] | None:
+        """None when git cannot say (a commit force-pushed away)."""
         if not new:
             return []
 
-        def read() -> list[CommitInfo]:
+        def read() -> list[CommitInfo] | None:
             try:
                 return self.agent.snapshots.source.log(old, new, paths=paths, limit=limit)
             except GitOpsError:
-                return []  # a commit force-pushed away: its cells still show what the ledger says
+                return None
 
-        return list(self._keep(("log", old, new, paths, limit), read))
+        return self._keep(("log", old, new, paths, limit), read)
 
     def _keep(self, key: Hashable, read: Callable[[], T]) -> T:
         if key in self._kept:
@@ -220,6 +222,14 @@ class StatusBoard:
         while len(self._kept) > _KEPT:
             self._kept.popitem(last=False)
         return value
+
+
+def _newest_running_change(env: EnvironmentFacts) -> str:
+    """The newest commit the last applied entry that changed the environment brought ("": none)."""
+    for entry, carried in zip(reversed(env.entries), reversed(env.carried), strict=False):
+        if entry.result in (APPLIED, REACHED) and carried:
+            return carried[0]
+    return ""
 
 
 def _header(status: SchedulerStatus) -> Header:

@@ -5,14 +5,17 @@ their last passes and the config repository's log (``status_board`` gathers them
 A row is a commit that changed at least one environment; a column an environment. A cell says what
 that commit is to that environment:
 
-- ``running``: the commit the environment runs, or one its running apply rolled forward (``via``);
-- ``replaced``: applied (or rolled forward) once, since replaced by a newer apply;
+- ``running``: the environment runs this change (applied itself, or rolled forward by a later
+  commit's apply: ``via``);
+- ``replaced``: applied once, since replaced by a newer change to the environment;
 - ``failed``: its apply failed, or its rollout did (then ``running`` is still true: it is what runs);
 - ``rolled-back``: ``rollback --now`` put an older commit back in its place;
 - ``waiting``: after the running commit, waiting for a person (a ``manual`` environment);
 - ``pending``: after the running commit, not applied yet (the next pass takes it).
 
-No cell for a commit that did not change the environment. Nothing here carries a manifest value:
+No cell for a commit that did not change the environment: an environment following the branch
+applies every commit, but one that changed only prod brings nothing to dev, which still runs its own
+last change. Nothing here carries a manifest value:
 drift is which fields, who, since when, never what they hold (a Secret's would be masked, but a
 ConfigMap may hold what should have been one).
 """
@@ -117,22 +120,54 @@ def board(
 
 
 def environment_cells(env: EnvironmentFacts) -> dict[str, dict[str, Any]]:
-    """Per commit sha: what it is to ``env``. Entries are replayed oldest first, so what a later
-    entry says of a commit wins."""
+    """Per commit sha: what it is to ``env``. Entries are replayed oldest first. An apply brings the
+    commits it ``carried`` (those that changed the environment); one that carried none (a commit
+    changing another environment, a forced re-apply) changes nothing here, so what runs is still
+    the changes the last apply that brought some did."""
     running = _running(env.entries)
     out: dict[str, dict[str, Any]] = {}
+    live: tuple[str, ...] = ()  # the changes the environment runs, as of the entry replayed
+    running_changes: tuple[str, ...] = ()
     for index, entry in enumerate(env.entries):
-        carried = env.carried[index] if index < len(env.carried) else ()
+        brought = _brought(env, index, entry)
         if entry.rolled_back_from:
-            _roll_back(out, entry)
-        cell = _entry_cell(entry, entry is running)
-        for sha in carried:
-            if sha != entry.commit:
-                out[sha] = {**cell, "via": entry.commit}
-        out[entry.commit] = cell
+            _roll_back(out, live, entry)
+        if brought:
+            cell = _entry_cell(entry)
+            for sha in brought:
+                out[sha] = {**cell, "via": "" if sha == entry.commit else entry.commit}
+            if entry.result != FAILED:
+                live = brought
+        if entry is running:
+            running_changes = live
+    if running is not None:
+        _mark_running(out, running_changes, running)
     for sha in env.ahead:
         out.setdefault(sha, _ahead_cell(env))
     return out
+
+
+def _brought(env: EnvironmentFacts, index: int, entry: LedgerEntry) -> tuple[str, ...]:
+    """The commits an entry's apply brought: those it carried; the commit itself for a rollback
+    (whatever it changed, it is what runs) and for a failure (the commit it failed at)."""
+    carried = env.carried[index] if index < len(env.carried) else (entry.commit,)
+    if entry.rolled_back_from or (entry.result == FAILED and not carried):
+        return (entry.commit,)
+    return carried
+
+
+def _mark_running(out: dict[str, dict[str, Any]], changes: tuple[str, ...], running: LedgerEntry) -> None:
+    """What runs: its rollout is the running entry's (an apply that changed nothing here follows it too)."""
+    failed = running.rollout == ROLLOUT_FAILED
+    for sha in changes:
+        cell = out[sha]
+        out[sha] = {
+            **cell,
+            "state": FAILED_CELL if failed else RUNNING,
+            "running": True,
+            "rollout": running.rollout,
+            "message": running.rollout_message if failed else cell["message"],
+        }
 
 
 def pull_request_of(subject: str) -> int | None:
@@ -166,12 +201,11 @@ def _running(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
     return None
 
 
-def _entry_cell(entry: LedgerEntry, running: bool) -> dict[str, Any]:
-    failed = entry.result == FAILED or (running and entry.rollout == ROLLOUT_FAILED)
-    state = FAILED_CELL if failed else RUNNING if running else REPLACED
+def _entry_cell(entry: LedgerEntry) -> dict[str, Any]:
+    """A commit as an entry brought it: replaced until it is found running (``_mark_running``)."""
     return {
-        "state": state,
-        "running": running,
+        "state": FAILED_CELL if entry.result == FAILED else REPLACED,
+        "running": False,
         "via": "",
         "time": entry.time,
         "result": entry.result,
@@ -185,12 +219,11 @@ def _entry_cell(entry: LedgerEntry, running: bool) -> dict[str, Any]:
     }
 
 
-def _roll_back(cells: dict[str, dict[str, Any]], entry: LedgerEntry) -> None:
-    """The commit rolled back from, and those its apply rolled forward, are rolled back."""
-    gone = entry.rolled_back_from
-    for sha, cell in cells.items():
-        if sha == gone or cell.get("via") == gone:
-            cells[sha] = {**cell, "state": ROLLED_BACK, "running": False, "rolled_back_to": entry.commit}
+def _roll_back(cells: dict[str, dict[str, Any]], live: tuple[str, ...], entry: LedgerEntry) -> None:
+    """What ran until ``rollback --now`` put an older commit back is rolled back."""
+    for sha in (*live, entry.rolled_back_from):
+        if sha in cells:
+            cells[sha] = {**cells[sha], "state": ROLLED_BACK, "running": False, "rolled_back_to": entry.commit}
 
 
 def _ahead_cell(env: EnvironmentFacts) -> dict[str, Any]:

@@ -332,6 +332,8 @@ function matrixCell(c, env, row, col) {
   if (cell.via && cell.via !== c.sha && cell.state !== "waiting" && cell.state !== "pending") {
     bits.push(el("span", { class: "via", text: `with ${short(cell.via)}` }));
   }
+  if (cell.state === "waiting") bits.push(el("span", { class: "via", text: "needs an approval" }));
+  if (cell.state === "pending") bits.push(el("span", { class: "via", text: "next pass" }));
   if (cell.time) bits.push(when(cell.time));
   if (cell.approved_by) bits.push(el("span", { class: "who", text: `✓ ${cell.approved_by}` }));
   const button = el("button", {

@@ -55,6 +55,20 @@ def test_a_failed_apply_and_a_failed_rollout() -> None:
     assert (cell["state"], cell["running"], cell["message"]) == ("failed", True, "CrashLoopBackOff")
 
 
+def test_an_apply_that_changed_nothing_here_leaves_the_last_change_running_and_gets_no_cell() -> None:
+    # B changed another environment only: its apply here carried nothing; its rollout is followed
+    env = EnvironmentFacts(
+        "prod", "auto", "main",
+        entries=(entry(A, images=("web:1",)), entry(B, REACHED, rollout="Failed", rollout_message="CrashLoopBackOff")),
+        carried=((A,), ()),
+    )  # fmt: skip
+    cell = environment_cells(env)[A]
+    assert states(env) == {A: "failed"}
+    assert (cell["running"], cell["message"], cell["images"]) == (True, "CrashLoopBackOff", ["web:1"])
+    healthy = EnvironmentFacts("prod", "auto", "main", entries=(entry(A), entry(B, REACHED)), carried=((A,), ()))
+    assert states(healthy) == {A: "running"}
+
+
 def test_a_commit_reached_again_later_runs_again() -> None:
     env = EnvironmentFacts("dev", "auto", "main", entries=(entry(A), entry(B), entry(A, REACHED)))
     assert states(env) == {A: "running", B: "replaced"}
