@@ -14,6 +14,8 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+# make image prunes what earlier builds left under this label
+LABEL io.gitops-agent.image=gitops-agent
 COPY wheels /wheels
 # No network: every wheel is in the context. The asyncio copy of the Kubernetes client (68 MB) is
 # never imported; pip and setuptools are not needed to run. Bytecode is compiled now because the
@@ -25,6 +27,7 @@ RUN python3 -m venv /opt/venv \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 
 FROM ${BASE}
+LABEL io.gitops-agent.image=gitops-agent
 # git and ssh fetch the config repository; the mmdebstrap base has them, the slim one does not.
 RUN if ! command -v git >/dev/null || ! command -v ssh >/dev/null; then \
       apt-get update \

@@ -82,6 +82,9 @@ cp "$deps"/*.whl "$context/wheels/"
 build_start=$(date +%s)
 podman build --isolation chroot "${ulimits[@]}" --build-arg "BASE=$base" \
   --file "$root/Dockerfile" --tag "$image" "$context" >&2
+# earlier builds of this image and their build stages, now untagged (only ours, by label; this
+# build's stage stays: its layers are the cache of the next build)
+podman image prune --force --filter label=io.gitops-agent.image=gitops-agent --filter "until=$build_start" >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$image")
 log "built $image in $(( $(date +%s) - build_start ))s (all: $(( $(date +%s) - start ))s)"
 echo "$image: $(( size / 1000000 )) MB"
