@@ -189,6 +189,8 @@ def test_the_board_shows_where_each_commit_runs_and_follows_changes_live(
     assert (state(browser, second, "prod"), state(browser, second, "staging")) == ("", "")
     assert (state(browser, first, "prod"), state(browser, first, "staging")) == ("failed", "waiting")
     assert browser.execute_script("return window.loadedOnce") == "yes"
+    press(browser, f'td[data-commit="{second}"][data-env="dev"] button', Keys.ARROW_DOWN)  # the next row's
+    assert browser.execute_script("return document.activeElement.dataset.key") == f"cell:{first}:dev"
     assert text(browser, f'[data-subject="{second}"]') == HOSTILE
     assert browser.find_elements(By.CSS_SELECTOR, f'[data-subject="{second}"] *') == []  # no element in it
     assert browser.execute_script("return window.pwned === undefined") is True
