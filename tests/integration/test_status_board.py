@@ -27,9 +27,14 @@ from selenium.webdriver.common.keys import Keys
 
 from gitops_agent.composition.daemon import DaemonWiring, RunOptions, daemon_wiring
 from gitops_agent.config import parse_config
+from gitops_agent.core.board import BoardCommit, EnvironmentFacts, Header, Links, board
+from gitops_agent.core.ledger import LedgerEntry
+from gitops_agent.scheduler import Scheduler, SchedulerOptions
 from gitops_agent.serve import shut_down
+from gitops_agent.server import AgentServer
 from tests.controlplane.harness import FAIL_ANNOTATION
 from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
+from tests.support.fake_agent import FakeAgent
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -227,3 +232,49 @@ def _keep_screenshots() -> Path | None:
     """``$GITOPS_AGENT_SCREENSHOTS=dir`` keeps the screenshots past the test (the README's is one)."""
     where = os.environ.get("GITOPS_AGENT_SCREENSHOTS")
     return Path(where) if where else None
+
+
+class StaticBoard:
+    """A status board whose data is a fixture (``core.board`` builds it): the page's token flow
+    needs no cluster."""
+
+    def __init__(self) -> None:
+        sha = "c" * 40
+        dev = EnvironmentFacts("dev", "auto", "main", entries=(LedgerEntry(sha, "2026-05-01T10:00:00Z", "0.1.0",
+                               "applied"),), carried=((sha,),), touched=frozenset({sha}))  # fmt: skip
+        commit = BoardCommit(sha, "Ada", "2026-05-01T09:00:00Z", "Bump web")
+        self.sha = sha
+        self.data = board(Header("pod-a", True), [commit], [dev], Links(""), "2026-05-01T10:00:01Z")
+
+    def view(self) -> dict[str, Any]:
+        return self.data
+
+    def health(self, name: str) -> dict[str, Any]:
+        return {"environment": name, "commit": self.sha, "status": "Current", "objects": [], "error": ""}
+
+
+def test_the_page_asks_for_the_status_token_and_keeps_it_in_the_tab(browser: webdriver.Chrome) -> None:
+    fixture = StaticBoard()
+    daemon = Scheduler(FakeAgent(), options=SchedulerOptions(identity="pod-a", probe_interval_s=0))
+    loopback = ("127.0.0.1", 0)
+    server = AgentServer(
+        loopback, daemon, webhook_secret=None, status_address=loopback, status_token=b"let-me-see",
+        board=fixture,  # type: ignore[arg-type]
+    )  # fmt: skip
+    server.start()
+    try:
+        browser.get(f"{server.status_url}/")
+        wait_until(lambda: browser.find_element(By.ID, "token-form").is_displayed(), timeout=10)
+        assert state(browser, fixture.sha, "dev") is None  # nothing without the token
+        browser.find_element(By.ID, "token").send_keys("not-it", Keys.ENTER)
+        wait_until(lambda: browser.find_element(By.ID, "token-form").is_displayed(), timeout=10)  # asked again
+        token = browser.find_element(By.ID, "token")
+        token.clear()
+        token.send_keys("let-me-see", Keys.ENTER)
+        wait_until(lambda: state(browser, fixture.sha, "dev") == "running", timeout=10)
+        browser.refresh()  # the tab keeps it: no question again
+        wait_until(lambda: state(browser, fixture.sha, "dev") == "running", timeout=10)
+        assert not browser.find_element(By.ID, "token-form").is_displayed()
+    finally:
+        server.stop()
+        daemon.stop()
