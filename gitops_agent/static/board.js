@@ -30,6 +30,7 @@ const page = {
   health: new Map(), // environment -> its objects' health, once asked for
   openDrift: new Set(), // environments whose drift is unfolded
   timer: 0,
+  polling: false,
 };
 
 // --- DOM helpers: text only ---------------------------------------------------------------------
@@ -90,11 +91,13 @@ function headers() {
 
 async function poll() {
   clearTimeout(page.timer);
+  if (page.polling) return; // one request at a time; the one in flight sets the next timer
+  page.polling = true;
   try {
     const answer = await fetch("/api/v1/status", { headers: headers(), cache: "no-store" });
     if (answer.status === 401) {
-      askForToken();
-      return; // polling resumes once a token is given
+      askForToken(); // polling resumes once a token is given
+      return;
     }
     if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
     const data = await answer.json();
@@ -110,8 +113,10 @@ async function poll() {
     }
   } catch (error) {
     setLive(false, String(error.message || error));
+  } finally {
+    page.polling = false;
   }
-  page.timer = setTimeout(poll, POLL_MS);
+  if (document.getElementById("token-form").hidden) page.timer = setTimeout(poll, POLL_MS);
 }
 
 function askForToken() {
@@ -211,6 +216,7 @@ function environmentCard(env) {
     fact("runs", running ? commitRef(running.commit, running.links && running.links.commit) : "nothing yet",
       running ? " " : null, running ? when(running.time) : null),
     running && running.rolled_back_from ? fact("rolled back from", commitRef(running.rolled_back_from, "")) : null,
+    lastChangeFact(env.name),
     running && running.approved_by ? fact("approved by", running.approved_by) : null,
     fact("owner", env.owner || "no replica owns it now"),
     fact("branch", env.branch, env.target && running && env.target !== running.commit
@@ -229,6 +235,14 @@ function environmentCard(env) {
     driftBlock(env),
     healthBlock(env),
   );
+}
+
+function lastChangeFact(name) {
+  // the newest commit that changed this environment and runs there (the running one may have
+  // changed another environment only)
+  const row = page.data.commits.find((c) => c.cells[name] && c.cells[name].running);
+  if (!row) return null;
+  return fact("change", commitRef(row.sha, row.links.commit), " ", el("span", { class: "clamp", text: row.subject }));
 }
 
 function fact(term, ...values) {
