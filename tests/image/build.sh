@@ -64,14 +64,15 @@ helm=$(bash "$root/tests/controlplane/build-helm.sh")
 cp "$kubectl" "$helm" "$context/bin/"
 # The image's Python is bookworm's 3.11 (or the slim base's): wheels for it, whatever runs this.
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$context/wheels" "$root"
-deps=$cache/wheels-$(sha256sum "$root/pyproject.toml" | cut -c1-16)
+arch=$(uname -m)  # the machine's, as kubectl's and helm's (bookworm's glibc is 2.36)
+deps=$cache/wheels-$arch-$(sha256sum "$root/pyproject.toml" | cut -c1-16)
 if [ ! -d "$deps" ]; then
   log "downloading the dependencies' wheels (once per pyproject.toml)"
   rm -rf "$deps.tmp"
   "$python" -m pip download --quiet --only-binary=:all: --dest "$deps.tmp" \
     --implementation cp --python-version 3.11 --abi cp311 \
-    --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 \
+    --platform "manylinux_2_36_$arch" --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+    --platform "manylinux2014_$arch" --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" \
     "$context"/wheels/gitops_agent-*.whl
   rm -f "$deps.tmp"/gitops_agent-*.whl
   mv "$deps.tmp" "$deps"
