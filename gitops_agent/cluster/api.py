@@ -17,18 +17,22 @@ class ClusterApi:
         kube: KubeClient,
         discovery: Discovery | None = None,
         on_discover: Callable[[Discovery], None] | None = None,
+        *,
+        discover: Callable[[], Discovery] | None = None,
     ) -> None:
         """``discovery``: one read before (``clients.Clusters`` keeps it), used until a kind or
         version is missing from it, then read again once (a CRD added since); ``on_discover`` is
-        told every discovery read."""
+        told every discovery read; ``discover`` reads it (default: the client; ``Clusters`` shares
+        one read between the passes that need it at once)."""
         self.kube = kube
         self._discovery = discovery
         self._fresh = discovery is None  # read by this view: a miss is a real miss
         self._on_discover = on_discover
+        self._discover = discover or kube.discover
 
     def discovery(self, refresh: bool = False) -> Discovery:
         if self._discovery is None or refresh:
-            self._discovery, self._fresh = self.kube.discover(), True
+            self._discovery, self._fresh = self._discover(), True
             if self._on_discover is not None:
                 self._on_discover(self._discovery)
         return self._discovery

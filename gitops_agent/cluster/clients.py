@@ -22,6 +22,7 @@ class Clusters:
         self._impersonate = impersonate
         self._clients: dict[tuple[str | None, str | None], KubeClient] = {}
         self._discovered: dict[int, tuple[float, Discovery]] = {}  # by client: when read, what
+        self._reading: dict[int, threading.Lock] = {}  # by client: one discovery read at a time
         self._lock = threading.Lock()
 
     def kube(self, env: EnvironmentConfig) -> KubeClient:
@@ -52,11 +53,24 @@ class Clusters:
         with self._lock:
             known = self._discovered.get(id(kube))
         fresh = known is not None and time.monotonic() - known[0] < DISCOVERY_TTL_S
-        return ClusterApi(kube, known[1] if known and fresh else None, lambda d: self._remember(kube, d))
+        return ClusterApi(kube, known[1] if known and fresh else None, discover=lambda: self._discover(kube))
 
-    def _remember(self, kube: KubeClient, discovery: Discovery) -> None:
+    def _discover(self, kube: KubeClient) -> Discovery:
+        """A discovery read for a pass: the passes that need one at once (every environment at
+        start-up, all of them after the TTL) share a single read, one that started after they asked."""
+        asked = time.monotonic()
         with self._lock:
-            self._discovered[id(kube)] = (time.monotonic(), discovery)
+            reading = self._reading.setdefault(id(kube), threading.Lock())
+        with reading:
+            with self._lock:
+                known = self._discovered.get(id(kube))
+            if known is not None and known[0] >= asked:
+                return known[1]
+            started = time.monotonic()
+            discovery = kube.discover()
+            with self._lock:
+                self._discovered[id(kube)] = (started, discovery)
+            return discovery
 
     def _client(self, context: str | None, identity: str | None, *, for_environment: bool = False) -> KubeClient:
         with self._lock:
@@ -79,6 +93,6 @@ class Clusters:
     def close(self) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
-            self._discovered = {}
+            self._discovered, self._reading = {}, {}
         for client in clients:
             client.close()

@@ -6,12 +6,18 @@ random suffix), one set of times. ``Locks.of`` gives the lock of one environment
 - ``acquire`` reads the Lease and creates it, takes it over (expired or released) or waits for the
   holder, polling, up to ``wait_s``; then ``LockedError`` (reason ``Locked``) names the holder,
   since when and the commit it applies. A thread renews the lock every ``renew_interval_s``.
-- ``guard`` renews it at once (read, then a write conditional on the resourceVersion read) and
-  raises ``LockLostError`` (reason ``LockLost``) when another process holds it now, or when it
-  could not be renewed for ``renew_deadline_s``: the cluster verbs call it before each write batch,
-  before pruning and before the inventory, so a pass that lost its lock writes nothing more.
-- ``release`` stops renewing and empties the holder, so the next pass takes it at once; a lock not
-  released (a crash) expires after ``duration_s``.
+- ``guard`` renews it at once and raises ``LockLostError`` (reason ``LockLost``) when another
+  process holds it now, or when it could not be renewed for ``renew_deadline_s``: the cluster verbs
+  call it before each write batch, before pruning and before the inventory, so a pass that lost its
+  lock writes nothing more. A guard within ``fresh_s`` of the last renewal sent (the renew interval,
+  at most a quarter of the renew deadline: 5s by default) needs no round trip: nobody may take a
+  lock over before ``duration_s`` passes unrenewed, and the renew deadline already lets a holder
+  write four times as long on an unconfirmed lock. A pause (SIGSTOP, a frozen VM) counts: the time
+  is monotonic.
+- A renewal is one write, conditional on the resourceVersion this pass last wrote (it proves that
+  nobody wrote since); only on a conflict is the Lease read to see whose it is now.
+- ``release`` stops renewing and empties the holder (conditionally, as a renewal), so the next pass
+  takes it at once; a lock not released (a crash) expires after ``duration_s``.
 """
 
 from __future__ import annotations
@@ -117,6 +123,8 @@ class EnvironmentLock:
         self._lost = ""
         self._commit = ""
         self._renewed_at = 0.0
+        #: the Lease as this pass last wrote it: renewals and the release are conditional on it
+        self._record: LeaseRecord | None = None
         self._halt = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -157,23 +165,30 @@ class EnvironmentLock:
             try:
                 if decision is Decision.CREATE:
                     self._ensure_namespace()
-                    self.kube.create(body, LEASES, field_manager=locks.field_manager)
+                    stored = self.kube.create(body, LEASES, field_manager=locks.field_manager)
                 else:
-                    self.kube.replace(body, LEASES, field_manager=locks.field_manager)
+                    stored = self.kube.replace(body, LEASES, field_manager=locks.field_manager)
             except ConflictError:
                 continue  # another process wrote it first: read it again
             with self._mutex:
                 self._held, self._lost, self._commit, self._renewed_at = True, "", commit, sent
+                self._record = parse_lease(stored)
             self._start_renewing()
             return
 
     # --- hold ----------------------------------------------------------------------------------
 
     def guard(self) -> None:
-        """Before a write: renew the lock now, or raise LockLostError (the write must not happen)."""
-        self._renew()
+        """Before a write: renew the lock now (unless renewed within ``fresh_s``), or raise
+        LockLostError (the write must not happen)."""
+        self._renew(fresh_ok=True)
 
-    def _renew(self) -> None:
+    @property
+    def fresh_s(self) -> float:
+        times = self._locks.settings.times
+        return min(times.renew_interval_s, times.renew_deadline_s / 4)
+
+    def _renew(self, *, fresh_ok: bool = False) -> None:
         locks, times = self._locks, self._locks.settings.times
         with self._mutex:
             if not self._held:
@@ -181,19 +196,18 @@ class EnvironmentLock:
             if self._lost:
                 raise LockLostError(self._lost)
             sent = locks.clock()
+            if fresh_ok and sent - self._renewed_at < self.fresh_s:
+                return
             try:
+                if self._record is not None and self._renewed(self._record, sent):
+                    return
                 for _ in range(3):  # a conflict: someone wrote between our read and write; read again
                     live = self._read()
                     record = parse_lease(live) if live is not None else None
                     if not mine(record, locks.identity):
                         raise self._lose(lost_message(self.environment, record))
-                    body = self._body(record, self._commit, times.duration_s)
-                    try:
-                        self.kube.replace(body, LEASES, field_manager=locks.field_manager)
-                    except ConflictError:
-                        continue
-                    self._renewed_at = sent
-                    return
+                    if record is not None and self._renewed(record, sent):
+                        return
                 raise ClusterError(f"Lease/{locks.namespace}/{self._name}: three conflicting writes in a row")
             except LockLostError:
                 raise
@@ -203,6 +217,18 @@ class EnvironmentLock:
                     log.warning("could not renew the lock of environment %s (will retry): %s", self.environment, exc)
                     return  # still ours for longer than anyone else's clock could say otherwise
                 raise self._lose(unrenewed_message(self.environment, unrenewed, str(exc))) from exc
+
+    def _renewed(self, previous: LeaseRecord, sent: float) -> bool:
+        """Under ``_mutex``: the lock written again over ``previous``; False on a conflict (someone
+        wrote since it was read or written)."""
+        locks = self._locks
+        body = self._body(previous, self._commit, locks.settings.times.duration_s)
+        try:
+            stored = self.kube.replace(body, LEASES, field_manager=locks.field_manager)
+        except ConflictError:
+            return False
+        self._renewed_at, self._record = sent, parse_lease(stored)
+        return True
 
     def _lose(self, message: str) -> LockLostError:
         self._lost = message
@@ -241,11 +267,12 @@ class EnvironmentLock:
                 return
             locks = self._locks
             try:
+                if self._record is not None and self._released(self._record):
+                    return
                 live = self._read()
                 record = parse_lease(live) if live is not None else None
                 if record is not None and mine(record, locks.identity):
-                    body = released_body(name=self._name, namespace=locks.namespace, now=locks.now(), previous=record)
-                    self.kube.replace(body, LEASES, field_manager=locks.field_manager)
+                    self._released(record)
             except GitOpsError as exc:
                 expires = locks.settings.times.duration_s
                 log.warning(
@@ -254,6 +281,16 @@ class EnvironmentLock:
                     expires,
                     exc,
                 )
+
+    def _released(self, previous: LeaseRecord) -> bool:
+        """Under ``_mutex``: the holder emptied over ``previous``; False on a conflict."""
+        locks = self._locks
+        body = released_body(name=self._name, namespace=locks.namespace, now=locks.now(), previous=previous)
+        try:
+            self.kube.replace(body, LEASES, field_manager=locks.field_manager)
+        except ConflictError:
+            return False
+        return True
 
     def __enter__(self) -> EnvironmentLock:
         return self

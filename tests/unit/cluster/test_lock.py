@@ -29,6 +29,7 @@ class LeaseStore:
         self.namespaces: set[str] = set()
         self.version = 0
         self.writes = 0
+        self.reads = 0
         self.down = False
 
     def _check(self) -> None:
@@ -37,6 +38,7 @@ class LeaseStore:
 
     def get(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any] | None:
         self._check()
+        self.reads += 1
         if info.kind == "Namespace":
             return {"metadata": {"name": name}} if name in self.namespaces else None
         return copy.deepcopy(self.leases.get(name))
@@ -216,3 +218,28 @@ def test_the_renewing_thread_keeps_a_lock_alive_past_its_duration() -> None:
             other.acquire()
         held.guard()
     assert store.holder() == ""
+
+
+def test_a_guard_just_after_a_renewal_sends_nothing_and_renewals_and_the_release_are_one_write_each() -> None:
+    store, clock = LeaseStore(), Clock()
+    held = lock(store, clock, "me")
+    held.acquire("c0ffee")
+    reads, writes = store.reads, store.writes
+    clock.t += 4.9  # within a quarter of the 20s renew deadline: nobody may have taken it over
+    held.guard()
+    assert (store.reads, store.writes) == (reads, writes)
+    clock.t += 0.2
+    held.guard()  # conditional on the version it wrote: no read needed
+    assert (store.reads, store.writes) == (reads, writes + 1)
+    held.release()
+    assert (store.reads, store.writes) == (reads, writes + 2) and store.holder() == ""
+
+
+def test_a_renewal_that_conflicts_reads_the_lease_and_notices_it_was_taken_over() -> None:
+    store, clock = LeaseStore(), Clock()
+    old = lock(store, clock, "daemon-0-aaaaaa")
+    old.acquire()
+    clock.t += 31  # expired: taken over by the rules
+    lock(store, clock, "laptop-bbbbbb").acquire()
+    with pytest.raises(LockLostError, match="taken over by laptop-bbbbbb"):
+        old.guard()
