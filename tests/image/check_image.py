@@ -125,7 +125,11 @@ def agent_config(github: GitHubServer, remote_url: str, listen: int, status_list
     template = yaml.safe_load((paths.CONFIG_REPO_TEMPLATE / "gitops-agent.yaml").read_text())
     config = dict(shipped)
     config["repo"] = {**shipped["repo"], "url": remote_url}
-    config["environments"] = template["environments"]
+    # prod acts as its own ServiceAccount (impersonation), as manifests/examples/environment-rbac.yaml says
+    config["environments"] = [
+        {**env, "service_account": "deployer", "create_namespace": False} if env["name"] == "prod" else env
+        for env in template["environments"]
+    ]
     config["github"] = {
         "api_url": github.url,
         "repository": f"{github.owner}/{github.repo}",
@@ -271,6 +275,10 @@ def test_the_image_runs_as_the_cluster_runs_it_with_the_shipped_rbac(
     (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(objects))
     kubectl("apply", "--server-side", "--field-manager=gitops-agent-install", "-f", str(tmp_path / "manifests.yaml"),
             kubeconfig=kubeconfig)  # fmt: skip
+    prod = next(e for e in config["environments"] if e["name"] == "prod")
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=prod["namespace"])))
+    example = (ROOT / "manifests/examples/environment-rbac.yaml").read_text().replace("shop-prod", prod["namespace"])
+    kubectl("apply", "--server-side", "--field-manager=platform-team", "-f", "-", kubeconfig=kubeconfig, stdin=example)
     github_secret = {"token": github.token}
     for name, data in {**SECRETS, "gitops-agent-github": github_secret}.items():
         core.create_namespaced_secret(NAMESPACE, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), string_data=data))
