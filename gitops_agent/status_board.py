@@ -167,20 +167,25 @@ class StatusBoard:
         return kept[1]
 
     def _rows(self, envs: Sequence[EnvironmentFacts]) -> list[CommitInfo]:
-        """The newest commits that changed any environment, and the newest change each one runs
-        (however old: it is what runs there)."""
-        found: dict[str, CommitInfo] = {}
+        """The newest commits that changed any environment, in git's order (dates tie: a script
+        commits several a second), and the newest change each one runs (however old: it is what
+        runs there)."""
+        paths: dict[str, set[str]] = {}  # per branch head: what its environments render from
         for env in envs:
-            for c in self._changes(env):
-                found.setdefault(c.sha, c)
-        rows = sorted(found.values(), key=lambda c: c.date, reverse=True)[:MAX_COMMITS]
-        shown = {c.sha for c in rows}
+            if env.target:
+                config = self.agent.config.environment(env.name)
+                paths.setdefault(env.target, set()).update(self._sources(config, env.target))
+        found: dict[str, tuple[CommitInfo, int]] = {}
+        for target, union in paths.items():
+            for index, c in enumerate(self._log(None, target, tuple(sorted(union)), MAX_COMMITS) or ()):
+                found.setdefault(c.sha, (c, index))
         for env in envs:
             newest = _newest_running_change(env)
-            if newest and newest not in shown:
-                rows.extend(self._log(None, newest, (), 1) or ())
-                shown.add(newest)
-        return sorted(rows, key=lambda c: c.date, reverse=True)
+            if newest and newest not in found:
+                for c in self._log(None, newest, (), 1) or ():
+                    found[c.sha] = (c, MAX_COMMITS)
+        rows = sorted(found.values(), key=lambda row: (-row[0].date.timestamp(), row[1]))
+        return [c for c, _ in rows[:MAX_COMMITS]] + [c for c, i in rows[MAX_COMMITS:] if i == MAX_COMMITS]
 
     def _changes(self, env: EnvironmentFacts) -> list[CommitInfo]:
         """The newest commits up to its target that changed what the environment renders."""

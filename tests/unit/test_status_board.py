@@ -1,0 +1,105 @@
+"""What the status board gathers from a real config repository (git log, the paths each environment
+renders from) and the environments' ledgers (fixtures here: the browser test reads real ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_agent.agent import Agent
+from gitops_agent.composition import build_agent
+from gitops_agent.config import EnvironmentConfig, parse_config
+from gitops_agent.core.ledger import APPLIED, REACHED, Ledger, LedgerEntry
+from gitops_agent.core.pass_rules import UP_TO_DATE, WAITING
+from gitops_agent.reconcile import PassResult
+from gitops_agent.scheduler import EnvironmentView, SchedulerStatus
+from gitops_agent.status_board import StatusBoard
+from tests.support.builders import ConfigRepo, configmap
+
+
+@dataclass
+class FakeScheduler:
+    """The scheduler's view: each environment's last pass (no drift, so nothing is read live)."""
+
+    passes: dict[str, PassResult] = field(default_factory=dict)
+
+    def status(self) -> SchedulerStatus:
+        views = tuple(
+            EnvironmentView(name, "auto", "main", 60.0, False, False, self.passes.get(name), 0.0, 0.1, 0.0, "pod-a")
+            for name in ("dev", "prod")
+        )
+        return SchedulerStatus(True, "pod-a", (), "", views)
+
+
+class LedgerBoard(StatusBoard):
+    """The board with ledgers from a fixture instead of the cluster."""
+
+    ledgers: dict[str, Ledger]
+
+    def _ledger(self, env: EnvironmentConfig) -> Ledger:
+        return self.ledgers.get(env.name, Ledger())
+
+
+def entry(commit: str, result: str = APPLIED) -> LedgerEntry:
+    return LedgerEntry(commit, "2026-05-01T10:00:00Z", "0.1.0", result, rollout="Current")
+
+
+def agent_for(repo: ConfigRepo, tmp_path: Path) -> Agent:
+    text = {
+        "repo": {"url": str(repo.root), "branch": "main", "cache_dir": str(tmp_path / "cache")},
+        "agent": {"namespace": "agent"},
+        "environments": [
+            {"name": "dev", "path": "environments/dev", "namespace": "dev"},
+            {"name": "prod", "path": "environments/prod", "namespace": "prod", "policy": "manual"},
+        ],
+    }
+    agent = build_agent(parse_config(yaml.safe_dump(text), source="agent.yaml"))
+    assert agent.fetch() is None
+    return agent
+
+
+def cells(view: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+    return {c["subject"]: {env: (cell or {}).get("state") for env, cell in c["cells"].items()} for c in view["commits"]}
+
+
+def test_each_commit_has_cells_where_it_changed_an_environment(tmp_path: Path) -> None:
+    repo = ConfigRepo(tmp_path / "config")
+    repo.write("environments/dev/app.yaml", [configmap("a", {"v": "1"})])
+    repo.write("environments/prod/app.yaml", [configmap("a", {"v": "1"})])
+    first = repo.commit("First (#1)")
+    repo.write("environments/dev/app.yaml", [configmap("a", {"v": "2"})])
+    second = repo.commit("Dev two")
+    repo.write("README.md", "not an environment")
+    repo.commit("Docs only")
+    repo.write("environments/prod/app.yaml", [configmap("a", {"v": "2"})])
+    fourth = repo.commit("Prod two")
+    agent = agent_for(repo, tmp_path)
+    scheduler = FakeScheduler(
+        {"dev": PassResult("dev", fourth, UP_TO_DATE), "prod": PassResult("prod", fourth, WAITING)}
+    )
+    board = LedgerBoard(scheduler, agent)  # type: ignore[arg-type]
+    # dev applied the first, the second, then the fourth (which changed prod only); prod waits
+    board.ledgers = {
+        "dev": Ledger((entry(first), entry(second), entry(fourth, REACHED))),
+        "prod": Ledger((entry(first),)),
+    }
+    try:
+        view = board.view()
+    finally:
+        agent.close()
+
+    assert cells(view) == {
+        "Prod two": {"dev": None, "prod": "waiting"},
+        "Dev two": {"dev": "running", "prod": None},
+        "First (#1)": {"dev": "replaced", "prod": "running"},
+    }  # "Docs only" changed no environment: no row
+    assert [c["changed"] for c in view["commits"]] == [["prod"], ["dev"], ["dev", "prod"]]
+    envs = {e["name"]: e for e in view["environments"]}
+    assert envs["dev"]["running"]["commit"] == fourth and envs["dev"]["target"] == fourth
+    assert envs["prod"]["waiting"] and envs["prod"]["owner"] == "pod-a"
+    assert envs["dev"]["last_pass"]["outcome"] == UP_TO_DATE
+    assert view["commits"][2]["pull_request"] == {"number": 1, "url": ""}  # not on GitHub: no links
+    assert board.view() is view  # built once per ttl, whoever asks
