@@ -132,10 +132,17 @@ def follow(
     """Poll until every object is Current, one is Failed, or ``timeout_s`` passes. ``stop`` (the
     agent shutting down) ends the wait early: following is only watching, safe to abandon.
     ``elapsed_before_s``: how long the rollout ran before this follow began (an agent picking up a
-    rollout it stopped following counts the time since the apply)."""
+    rollout it stopped following counts the time since the apply). An object that nothing rolls
+    out (not a workload, no custom rule: a ConfigMap, a Service) is read until it is Current, not
+    after: each look reads only what can still change, so N environments' follows poll their
+    workloads, not every object they hold."""
     started = clock() - elapsed_before_s
+    settled: dict[ObjectKey, ObjectHealth] = {}
     while True:
-        objects = health_of(keys, reader, rules=rules)
+        looked = health_of([k for k in keys if k not in settled], reader, rules=rules)
+        settled.update((o.key, o) for o in looked if _settles(o, rules))
+        seen = {o.key: o for o in looked}
+        objects = tuple(seen.get(k) or settled[k] for k in keys)
         status = aggregate(o.status for o in objects)
         elapsed = clock() - started
         if status in (HealthStatus.CURRENT, HealthStatus.FAILED):
@@ -151,6 +158,13 @@ def follow(
         if progress is not None:
             progress(RolloutProgress(objects, elapsed, timeout_s))
         sleep(poll_s)
+
+
+def _settles(o: ObjectHealth, rules: CustomRules | None) -> bool:
+    """Current, and of a kind no controller rolls out: it stays Current for this follow."""
+    key = o.key
+    custom = rules is not None and (key.group, key.kind) in rules
+    return o.status is HealthStatus.CURRENT and not explains(key.group, key.kind) and not custom
 
 
 def summarize(objects: Sequence[ObjectHealth], status: HealthStatus) -> str:

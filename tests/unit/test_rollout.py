@@ -123,3 +123,26 @@ def test_a_live_view_answers_from_objects_already_read_and_reads_pods_for_a_fail
     crash, web = health_of([CRASH, WEB], view)
     assert crash.message.startswith("crash: 0/2 ready, CrashLoopBackOff in container app, exit code 1 (Error) (")
     assert web.message == "2/2 replicas available"
+
+
+class Counting(Frames):
+    def __init__(self, *frames: dict[ObjectKey, KubeObject]) -> None:
+        super().__init__(*frames)
+        self.asked: list[list[ObjectKey]] = []
+
+    def get_many(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, KubeObject]:
+        self.asked.append(list(keys))
+        return super().get_many(keys)
+
+
+def test_an_object_nothing_rolls_out_is_read_until_current_and_a_workload_every_look() -> None:
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "capture"}}
+    cm = ObjectKey.of(settings)
+    frames = Counting(
+        {WEB: live("deployment-rolling"), cm: settings},
+        {WEB: live("deployment-rolling"), cm: settings},
+        {WEB: live("deployment-available"), cm: settings},
+    )
+    result = run(frames, [cm, WEB])
+    assert result.status is HealthStatus.CURRENT and [o.key for o in result.objects] == [cm, WEB]
+    assert frames.asked == [[cm, WEB], [WEB], [WEB]]
