@@ -172,9 +172,17 @@ class Cluster:
         return json.loads(self.api.call_api("GET", url, header_params=headers).read())
 
     def delete_namespaces(self, prefix: str) -> None:
-        for ns in self.get("/api/v1/namespaces")["items"]:
-            if ns["metadata"]["name"].startswith(prefix):
-                self.core.delete_namespace(ns["metadata"]["name"])
+        """Deleted and gone: the next run makes namespaces of the same names."""
+
+        def left() -> list[str]:
+            names = (ns["metadata"]["name"] for ns in self.get("/api/v1/namespaces")["items"])
+            return [name for name in names if name.startswith(prefix)]
+
+        for name in left():
+            self.core.delete_namespace(name)
+        deadline = time.monotonic() + 600
+        while left() and time.monotonic() < deadline:
+            time.sleep(1)
 
     def server_requests(self) -> int:
         return sum(api_request_counts(self.api).values())
@@ -319,6 +327,7 @@ def run_flux(
     ns, prefix = f"flux-n{n}", f"ff-n{n}-"
     repo = Repo(work / "repo", work.parent / "git" / "config.git", n)
     repo.commit("first")
+    cluster.delete_namespaces(prefix)  # a run cut short may have left them
     cluster.namespaces([ns] + [f"{prefix}{i:03d}" for i in range(n)])
     flux = Flux(bins, cluster.kubeconfig, work)
     driver = Driver(cluster, repo, "flux", prefix, args.interval)
@@ -349,6 +358,8 @@ def run_agent(
     prefix, state = f"fa-n{n}-", f"fa-state-n{n}"
     repo = Repo(work / "repo", work.parent / "git" / "config.git", n)
     repo.commit("first")
+    cluster.delete_namespaces(prefix)  # a run cut short may have left them
+    cluster.delete_namespaces(state)
     cluster.namespaces([state] + [f"{prefix}{i:03d}" for i in range(n)])
     secret = secrets.token_hex(16)
     (work / "token").write_text(token)
@@ -460,10 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--n", default="10,100,500", help="comma-separated environment counts")
     parser.add_argument("--interval", type=float, default=60.0, help="both tools' poll interval, seconds")
-    parser.add_argument("--only", choices=("agent", "flux"), help="run one tool (no records written)")
+    parser.add_argument(
+        "--only", choices=("agent", "flux"), help="run one tool; its figures go to .bench/flux-TOOL.json for --combine"
+    )
+    parser.add_argument("--combine", action="store_true", help="records from the two --only runs' figures")
     parser.add_argument("--flux-no-wait", action="store_true", help="Kustomizations without wait: true")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "flux.json"))
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine(Path(args.out))
     workdir = ROOT / ".bench" / "flux-work"
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "git").mkdir(parents=True)
@@ -488,14 +504,36 @@ def main(argv: list[str] | None = None) -> int:
                 records += [record(s, n, got["agent"][s], got["flux"][s]) for s in SCENARIOS]
                 print_table(records[-len(SCENARIOS) :])
             else:
-                for s, o in next(iter(got.values())).items():
-                    print(f"  {s:<14} {o}")
+                tool, outcomes = next(iter(got.items()))
+                saved = Path(args.out).with_name(f"flux-{tool}.json")
+                kept = json.loads(saved.read_text()) if saved.exists() else {}
+                kept[str(n)] = {s: asdict(o) for s, o in outcomes.items()}
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps(kept, indent=2))
             print(flush=True)
     if records:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps([asdict(r) for r in records], indent=2))
         print_table(records)
         print(f"\nwritten to {args.out}")
+    return 0
+
+
+def combine(out: Path) -> int:
+    """Records of every N both ``--only`` runs measured (the tools one after the other, as in one run)."""
+    got = {tool: json.loads(out.with_name(f"flux-{tool}.json").read_text()) for tool in ("agent", "flux")}
+
+    def outcome(d: dict[str, Any]) -> Outcome:
+        return Outcome(d["seconds"], Usage(**d["usage"]), d["cluster_requests"])
+
+    records = [
+        record(s, int(n), outcome(got["agent"][n][s]), outcome(got["flux"][n][s]))
+        for n in sorted(set(got["agent"]) & set(got["flux"]), key=int)
+        for s in SCENARIOS
+    ]
+    out.write_text(json.dumps([asdict(r) for r in records], indent=2))
+    print_table(records)
+    print(f"\nwritten to {out}")
     return 0
 
 

@@ -174,8 +174,11 @@ class Agent(Tool):
         super().__init__()
         self.port, self.status_port = free_port(), free_port()
         self.secret = secret
-        agent = str(Path(sys.executable).parent / "gitops-agent")
-        cmd = [agent, "run", "--config", str(config), "--kubeconfig", kubeconfig, "--no-leader-election",
+        # BENCH_FLUX_AGENT_WRAP: a script run by this Python in the agent's place, which wraps it
+        # (counts its requests, say) and then calls gitops_agent.cli.main: for profiling by hand
+        wrap = os.environ.get("BENCH_FLUX_AGENT_WRAP")
+        entry = [sys.executable, wrap] if wrap else [str(Path(sys.executable).parent / "gitops-agent")]
+        cmd = [*entry, "run", "--config", str(config), "--kubeconfig", kubeconfig, "--no-leader-election",
                "--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
                "--log-format", "json"]  # fmt: skip
         self.processes.append(Process("gitops-agent", cmd, workdir / "agent.log", {**os.environ, **extra_env}))
