@@ -168,8 +168,8 @@ class StatusBoard:
 
     def _rows(self, envs: Sequence[EnvironmentFacts]) -> list[CommitInfo]:
         """The newest commits that changed any environment, in git's order (dates tie: a script
-        commits several a second), and the newest change each one runs (however old: it is what
-        runs there)."""
+        commits several a second), and for each environment the newest change it runs and the newest
+        waiting for it (however old: what runs and what waits are what people look for)."""
         paths: dict[str, set[str]] = {}  # per branch head: what its environments render from
         for env in envs:
             if env.target:
@@ -179,10 +179,9 @@ class StatusBoard:
         for target, union in paths.items():
             for index, c in enumerate(self._log(None, target, tuple(sorted(union)), MAX_COMMITS) or ()):
                 found.setdefault(c.sha, (c, index))
-        for env in envs:
-            newest = _newest_running_change(env)
-            if newest and newest not in found:
-                for c in self._log(None, newest, (), 1) or ():
+        for env in envs:  # what runs, and what waits, however far down the log
+            for sha in {_newest_running_change(env), *env.ahead[:1]} - {""} - set(found):
+                for c in self._log(None, sha, (), 1) or ():
                     found[c.sha] = (c, MAX_COMMITS)
         rows = sorted(found.values(), key=lambda row: (-row[0].date.timestamp(), row[1]))
         return [c for c, _ in rows[:MAX_COMMITS]] + [c for c, i in rows[MAX_COMMITS:] if i == MAX_COMMITS]

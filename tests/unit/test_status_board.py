@@ -3,12 +3,15 @@ renders from) and the environments' ledgers (fixtures here: the browser test rea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from gitops_agent import status_board
 from gitops_agent.agent import Agent
 from gitops_agent.composition import build_agent
 from gitops_agent.config import EnvironmentConfig, parse_config
@@ -65,7 +68,18 @@ def cells(view: dict[str, Any]) -> dict[str, dict[str, str | None]]:
     return {c["subject"]: {env: (cell or {}).get("state") for env, cell in c["cells"].items()} for c in view["commits"]}
 
 
-def test_each_commit_has_cells_where_it_changed_an_environment(tmp_path: Path) -> None:
+@dataclass
+class Scene:
+    """dev applied the first, the second, then the fourth (which changed prod only); prod, manual,
+    runs the first and the fourth waits for it; the third changed no environment."""
+
+    board: LedgerBoard
+    commits: tuple[str, str, str, str]
+    repo: ConfigRepo
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[Scene]:
     repo = ConfigRepo(tmp_path / "config")
     repo.write("environments/dev/app.yaml", [configmap("a", {"v": "1"})])
     repo.write("environments/prod/app.yaml", [configmap("a", {"v": "1"})])
@@ -73,7 +87,7 @@ def test_each_commit_has_cells_where_it_changed_an_environment(tmp_path: Path) -
     repo.write("environments/dev/app.yaml", [configmap("a", {"v": "2"})])
     second = repo.commit("Dev two")
     repo.write("README.md", "not an environment")
-    repo.commit("Docs only")
+    third = repo.commit("Docs only")
     repo.write("environments/prod/app.yaml", [configmap("a", {"v": "2"})])
     fourth = repo.commit("Prod two")
     agent = agent_for(repo, tmp_path)
@@ -81,16 +95,17 @@ def test_each_commit_has_cells_where_it_changed_an_environment(tmp_path: Path) -
         {"dev": PassResult("dev", fourth, UP_TO_DATE), "prod": PassResult("prod", fourth, WAITING)}
     )
     board = LedgerBoard(scheduler, agent)  # type: ignore[arg-type]
-    # dev applied the first, the second, then the fourth (which changed prod only); prod waits
     board.ledgers = {
         "dev": Ledger((entry(first), entry(second), entry(fourth, REACHED))),
         "prod": Ledger((entry(first),)),
     }
-    try:
-        view = board.view()
-    finally:
-        agent.close()
+    yield Scene(board, (first, second, third, fourth), repo)
+    agent.close()
 
+
+def test_each_commit_has_cells_where_it_changed_an_environment(scene: Scene) -> None:
+    _, _, _, fourth = scene.commits
+    view = scene.board.view()
     assert cells(view) == {
         "Prod two": {"dev": None, "prod": "waiting"},
         "Dev two": {"dev": "running", "prod": None},
@@ -102,4 +117,20 @@ def test_each_commit_has_cells_where_it_changed_an_environment(tmp_path: Path) -
     assert envs["prod"]["waiting"] and envs["prod"]["owner"] == "pod-a"
     assert envs["dev"]["last_pass"]["outcome"] == UP_TO_DATE
     assert view["commits"][2]["pull_request"] == {"number": 1, "url": ""}  # not on GitHub: no links
-    assert board.view() is view  # built once per ttl, whoever asks
+    assert scene.board.view() is view  # built once per ttl, whoever asks
+
+
+def test_what_runs_and_what_waits_are_shown_however_far_down_the_log(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scene.repo.write("environments/dev/app.yaml", [configmap("a", {"v": "3"})])
+    scene.repo.commit("Dev three")  # dev's next pass takes it
+    assert scene.board.agent.fetch() is None
+    monkeypatch.setattr(status_board, "MAX_COMMITS", 1)
+    # one row allowed: the newest, then what each environment runs and what prod waits for
+    assert cells(scene.board.view()) == {
+        "Dev three": {"dev": "pending", "prod": None},
+        "Prod two": {"dev": None, "prod": "waiting"},
+        "Dev two": {"dev": "running", "prod": None},
+        "First (#1)": {"dev": "replaced", "prod": "running"},
+    }
