@@ -11,7 +11,9 @@
 # dependencies' wheels (downloaded on the host for the image's Python, cached per pyproject.toml),
 # and kubectl and helm as the tests build them (tests/controlplane/build.sh, build-helm.sh), so
 # nothing is built from Go in the image and the build itself needs no network. The mmdebstrap base
-# is cached as a tarball in ~/.cache/gitops-agent/image/, keyed by what goes into it.
+# is cached as a tarball in ~/.cache/gitops-agent/image/, keyed by what goes into it (the package list
+# and options, not the day's Debian security updates: remove the directory and the
+# localhost/gitops-agent-base images to take those).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
