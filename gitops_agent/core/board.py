@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gitops_agent.core.drift import DriftCounts, ObjectDrift
@@ -94,7 +94,6 @@ class Header:
     members: tuple[str, ...] = ()
     not_ready: tuple[str, ...] = ()
     fetch_error: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def board(
@@ -111,7 +110,6 @@ def board(
         "ready": not header.not_ready,
         "not_ready": list(header.not_ready),
         "fetch_error": header.fetch_error,
-        **header.extra,
         "repository": links.web,
         "states": list(STATES),
         "environments": [_environment(env, links) for env in envs],
