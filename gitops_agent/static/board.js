@@ -13,8 +13,8 @@ const STATES = {
   pending: "pending",
 };
 const HELP = {
-  running: "what runs there now (or a change its running apply rolled forward)",
-  replaced: "applied, since replaced by a newer apply",
+  running: "this change runs there now",
+  replaced: "applied once, since replaced by a newer change to this environment",
   failed: "its apply or its rollout failed",
   "rolled-back": "rollback --now put an older commit back",
   waiting: "waiting for an approval (manual environment)",
