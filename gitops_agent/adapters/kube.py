@@ -40,6 +40,8 @@ _AGGREGATED_DISCOVERY = (
     "application/json"
 )
 _TIMEOUT = (5.0, 60.0)  # connect, read
+#: connections kept open per client (watches hold one each on top, for their lifetime)
+POOL_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,10 @@ class KubeClient:
             ctx = f" (context {context!r})" if context else ""
             raise ConfigError(f"{where}{ctx}: cannot load cluster credentials: {exc}") from exc
         configuration.retries = 0  # the agent retries whole passes; don't hide an outage for minutes
+        # the client's default keeps cpu_count * 5 connections: a pass's 32 dry-runs or applies in
+        # flight, and passes of several environments at once, would open a TLS connection per
+        # request beyond that and throw it away
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOL_SIZE)
         api = k8s_client.ApiClient(configuration)
         if impersonate:
             api.set_default_header("Impersonate-User", impersonate)

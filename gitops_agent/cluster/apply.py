@@ -59,7 +59,7 @@ def apply_in_stages(
     first = plan.to_apply(first_stage=True)
     apply_in_order(api, first, o, applied, guard=guard)
     wait(api, [p for p in first if p.key.kind == "CustomResourceDefinition"])
-    plans = {**plan.plans, **dry_run_plans(api, plan.deferred, live, o)}
+    plans = {**plan.plans, **dry_run_plans(api, plan.deferred, live, o, diffs=False)}  # a pass's: no diff shown
     plan = replace(plan, plans=plans, deferred=())
     before_rest()
     apply_in_order(api, plan.to_apply(first_stage=False), o, applied, guard=guard)

@@ -40,8 +40,15 @@ class Plan:
 
 
 def plan_sync(
-    api: ClusterApi, prepared: Sequence[PreparedObject], live: Mapping[ObjectKey, KubeObject], o: SyncOptions
+    api: ClusterApi,
+    prepared: Sequence[PreparedObject],
+    live: Mapping[ObjectKey, KubeObject],
+    o: SyncOptions,
+    *,
+    diffs: bool = True,
 ) -> Plan:
+    """``diffs``: render each change's diff and keep its evidence (a dry run's, for people and
+    previews); a pass that applies needs only what changes."""
     fresh = new_namespaces(prepared, live)
     yielded = tuple(_yield_fields(p, live.get(p.key), o) for p in prepared)
     plans: dict[ObjectKey, ObjectPlan] = {}
@@ -59,7 +66,7 @@ def plan_sync(
             deferred.append(p)
         else:
             to_ask.append(p)
-    plans.update(dry_run_plans(api, to_ask, live, o))
+    plans.update(dry_run_plans(api, to_ask, live, o, diffs=diffs))
     plans.update(in_parallel(lambda p: dry_run_as_new(api, p, o), anew, concurrency=o.concurrency))
     return Plan(yielded, plans, tuple(deferred))
 
@@ -77,24 +84,38 @@ def dry_run_as_new(api: ClusterApi, p: PreparedObject, o: SyncOptions) -> tuple[
 
 
 def dry_run_plans(
-    api: ClusterApi, objects: Sequence[PreparedObject], live: Mapping[ObjectKey, KubeObject], o: SyncOptions
+    api: ClusterApi,
+    objects: Sequence[PreparedObject],
+    live: Mapping[ObjectKey, KubeObject],
+    o: SyncOptions,
+    *,
+    diffs: bool = True,
 ) -> dict[ObjectKey, ObjectPlan]:
     """Dry-runs are independent reads: send them side by side."""
-    plans = in_parallel(lambda p: dry_run_plan(api, p, live.get(p.key), o), objects, concurrency=o.concurrency)
+    plans = in_parallel(
+        lambda p: dry_run_plan(api, p, live.get(p.key), o, diffs=diffs), objects, concurrency=o.concurrency
+    )
     return {p.key: plan for p, plan in zip(objects, plans, strict=True)}
 
 
-def dry_run_plan(api: ClusterApi, p: PreparedObject, live: KubeObject | None, o: SyncOptions) -> ObjectPlan:
-    """Ask the server what it would store; compare that with what it stores now."""
+def dry_run_plan(
+    api: ClusterApi, p: PreparedObject, live: KubeObject | None, o: SyncOptions, *, diffs: bool = True
+) -> ObjectPlan:
+    """Ask the server what it would store; compare that with what it stores now. Without ``diffs``
+    a new object costs no more than the request (a first apply of thousands renders no YAML)."""
     server = api.kube.apply(p.manifest, api.resource_for(p), field_manager=o.field_manager, dry_run=True)
+    label = str(p.key)
+    if live is None and not diffs:
+        return ObjectPlan(p.key, Action.CREATED, source=p.source)
     before = normalize(live) if live is not None else None
     after = normalize(server)
-    label = str(p.key)
     if before is None:
         return ObjectPlan(p.key, Action.CREATED, (), unified_diff(label, None, after), source=p.source, planned=after)
     paths = tuple(changed_paths(before, after))
     if not paths:
         return ObjectPlan(p.key, Action.UNCHANGED, source=p.source)
+    if not diffs:
+        return ObjectPlan(p.key, Action.CONFIGURED, paths, source=p.source)
     diff = unified_diff(label, before, after)
     return ObjectPlan(p.key, Action.CONFIGURED, paths, diff, source=p.source, live=before, planned=after)
 

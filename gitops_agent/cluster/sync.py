@@ -87,7 +87,7 @@ def sync(
         refuse_foreign(o.environment, prepared, live, may_take_over=may_take_over)
         refuse_foreign_hooks(o.environment, prepared, live)
         # Compare locally; ask the server (dry-run) only where the local compare can't decide.
-        plan = plan_sync(api, prepared, live, o)
+        plan = plan_sync(api, prepared, live, o, diffs=dry_run)
         if dry_run:
             plan = Plan(plan.prepared, {**plan.plans, **deferred_as_created(plan.deferred)}, ())
             adopted = inventory.adopted if inventory else frozenset()

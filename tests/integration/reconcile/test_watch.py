@@ -155,6 +155,8 @@ def test_watches_stop_when_the_replica_no_longer_reconciles_the_environment(
     for scheduler, watches in running(agent):
         synced(watches, passes, "dev")
         assert watches.object_count() >= 2  # dev's ConfigMap and Deployment (and prod's)
+        assert watches.sizes()["dev"] >= 3  # and dev's ledger
+        assert watches.watch_count() >= 3
         scheduler.set_leading(False)  # as a lost Lease (or, sharded, dev moved to another replica)
         deadline = time.monotonic() + 5
         while watches.synced("dev") or watches.object_count():
