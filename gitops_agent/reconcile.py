@@ -440,7 +440,7 @@ class Reconciler:
         timeout = settings.timeout_s or env.health_timeout_s or default_timeout(o.manifest for o in objects)
         tell = settings.progress
         progress = None if tell is None else (lambda seen: tell(env.name, seen))
-        reads = LiveReads(api)
+        reads = LiveReads(api, self.watches, env.name)  # its synced watches hold workloads' status
         return follow(
             keys,
             reads,

@@ -79,11 +79,20 @@ def read_labelled(
     return live, extra
 
 
-class LiveReads:
-    """The rollout follower's reads (``rollout.LiveReader``) over one cluster."""
+class WatchedObjects(Protocol):
+    """Where a synced watch's objects may be read instead of the API server (``watch.WatchCache``)."""
 
-    def __init__(self, api: ClusterApi) -> None:
+    def watched(self, env: str, info: ResourceInfo, namespace: str) -> list[KubeObject] | None: ...
+
+
+class LiveReads:
+    """The rollout follower's reads (``rollout.LiveReader``) over one cluster; with ``watched`` and
+    ``environment``, the environment's objects come from its synced watches (no request), the rest
+    from the API server."""
+
+    def __init__(self, api: ClusterApi, watched: WatchedObjects | None = None, environment: str = "") -> None:
         self.api = api
+        self._watched, self._environment = watched, environment
 
     def get_many(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, KubeObject]:
         """Existing objects by key: a list per kind and namespace where several are wanted, a GET
@@ -95,6 +104,11 @@ class LiveReads:
         for (group, kind, namespace), wanted in groups.items():
             info = self.api.lookup(group, kind)
             if info is None:
+                continue
+            cached = self._watched.watched(self._environment, info, namespace) if self._watched else None
+            if cached is not None:  # labelled as the environment's, as everything it applied is
+                want = set(wanted)
+                found.update((key, obj) for obj in cached if (key := ObjectKey.of(obj)) in want)
                 continue
             if len(wanted) <= GET_RATHER_THAN_LIST:
                 kube = self.api.kube

@@ -244,6 +244,14 @@ class WatchCache:
             out[wanted[target]] = objects
         return out
 
+    def watched(self, env: str, info: ResourceInfo, namespace: str) -> list[KubeObject] | None:
+        """The environment's labelled objects of one kind and namespace, as its synced watch holds
+        them (workloads with their status); None when there is no such watch or it is not synced.
+        Starts and stops nothing (``lists``, the drift check, says what is watched)."""
+        with self._lock:
+            watcher = self._watchers.get((env, WatchTarget(info.group, info.kind, namespace)))
+        return None if watcher is None else watcher.objects()
+
     def ledger(self, env: str, kube: KubeClient, info: ResourceInfo, namespace: str, name: str) -> Cached:
         """The environment's ledger ConfigMap from its watch (``(True, None)``: there is none), or
         ``(False, None)`` until that watch is synced (then it starts). Its changes ask for no pass:

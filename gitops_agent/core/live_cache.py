@@ -5,7 +5,9 @@ someone else's (a pass to run) or the agent's own write (no pass: no loop).
 A store holds one kind in one namespace (cluster-scoped: ""), label-selected by the environment.
 It keeps what drift reads (metadata with managedFields, spec, data…) and drops what drift never
 reads: ``status`` (unless the agent's own apply owns it: a kind without a status subresource) and
-kubectl's last-applied annotation, so memory follows the objects managed, not their churn.
+kubectl's last-applied annotation, so memory follows the objects managed, not their churn. A
+workload's status is kept too (not compared: no drift, no pass): following its rollout reads it
+from the cache instead of polling the API server.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from gitops_agent.model import KubeObject, ObjectKey
+from gitops_agent.core.health import explains
+from gitops_agent.model import KubeObject, ObjectKey, api_group
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: metadata that changes on every write without the object changing in a way drift sees
@@ -46,7 +49,7 @@ class Change(Enum):
 def trim(obj: KubeObject, field_manager: str) -> KubeObject:
     """The object as the cache keeps it (a shallow copy; the input is not changed)."""
     out = dict(obj)
-    if "status" in out and not _applies_status(obj, field_manager):
+    if "status" in out and not _applies_status(obj, field_manager) and not _rolls_out(obj):
         del out["status"]
     meta = dict(out.get("metadata") or {})
     annotations = meta.get("annotations") or {}
@@ -54,6 +57,11 @@ def trim(obj: KubeObject, field_manager: str) -> KubeObject:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     out["metadata"] = meta
     return out
+
+
+def _rolls_out(obj: KubeObject) -> bool:
+    """A workload: its health is its status (a Deployment's replicas, a Job's completions)."""
+    return explains(api_group(str(obj.get("apiVersion") or "")), str(obj.get("kind") or ""))
 
 
 def _applies_status(obj: KubeObject, field_manager: str) -> bool:
@@ -84,11 +92,15 @@ def written_by_agent(obj: KubeObject, field_manager: str) -> bool:
     return bool(ours) and ours > theirs
 
 
-def _content(obj: KubeObject | None) -> Any:
+def _content(obj: KubeObject | None, field_manager: str) -> Any:
+    """What drift sees of a kept object: a workload's status (kept for its rollout) is not part of it."""
     if obj is None:
         return None
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE}
-    return {**obj, "metadata": meta}
+    out = {**obj, "metadata": meta}
+    if "status" in out and not _applies_status(obj, field_manager):
+        del out["status"]
+    return out
 
 
 def _name(obj: KubeObject) -> str:
@@ -112,7 +124,7 @@ class Store:
         if self.synced:
             for name in fresh.keys() | self.objects.keys():
                 old, new = self.objects.get(name), fresh.get(name)
-                if _content(old) != _content(new):
+                if _content(old, self.field_manager) != _content(new, self.field_manager):
                     change = _worse(change, self._whose(new))
         self.objects, self.resource_version, self.synced = fresh, resource_version, True
         return change
@@ -133,7 +145,7 @@ class Store:
             return Change.THEIRS if old is not None else Change.NONE
         new = trim(obj, self.field_manager)
         self.objects[name] = new
-        if _content(old) == _content(new):
+        if _content(old, self.field_manager) == _content(new, self.field_manager):
             return Change.NONE
         return self._whose(new)
 

@@ -50,10 +50,19 @@ def test_targets_are_one_per_kind_and_namespace() -> None:
 
 
 def test_trim_drops_status_and_last_applied_but_keeps_managed_fields() -> None:
-    kept = trim(deployment(), AGENT)
+    service = {**deployment(), "apiVersion": "v1", "kind": "Service"}
+    kept = trim(service, AGENT)
     assert "status" not in kept
     assert kept["metadata"]["annotations"] == {"keep": "me"}
     assert kept["metadata"]["managedFields"]
+
+
+def test_a_workloads_status_is_kept_for_its_rollout_and_a_change_of_it_is_no_change() -> None:
+    assert trim(deployment(), AGENT)["status"] == {"readyReplicas": 1}
+    store = listed(deployment())
+    rolled = {**deployment(rv="11"), "status": {"readyReplicas": 0, "updatedReplicas": 1}}
+    assert store.apply("MODIFIED", rolled) is Change.NONE  # no drift, no pass
+    assert store.objects["api"]["status"] == {"readyReplicas": 0, "updatedReplicas": 1}  # the follower reads it
 
 
 def test_trim_keeps_status_the_agent_applies() -> None:
