@@ -501,3 +501,34 @@ def _config_map_in(core: k8s.CoreV1Api, name: str, namespace: str) -> bool:
         if exc.status == 404:
             return False
         raise
+
+
+def in_image(*command: str) -> str:
+    """``command`` in a throwaway container of the image, as its own user, read-only."""
+    done = subprocess.run(
+        [*PODMAN, "run", "--rm", *ULIMITS, "--network", "none", "--read-only", "--cap-drop", "all",
+         "--entrypoint", command[0], IMAGE, *command[1:]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{' '.join(command)} in {IMAGE}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def test_the_image_holds_the_tools_the_tests_use() -> None:
+    podman_ready()
+    assert in_image("id", "-u") == "10001"
+    # cel-python's google-re2 is a compiled wheel: it must load on the image's Python
+    assert in_image("python3", "-c", "import re2, celpy, gitops_agent.cli; print('ok')") == "ok"
+    # kubectl and helm at the versions the tests render with
+    host_kubectl = harness.bin_dir() / "kubectl"
+    host_helm = subprocess.run(
+        ["bash", str(ROOT / "tests/controlplane/build-helm.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    version = ["version", "--client", "-o", "json"]
+    ours = json.loads(in_image("kubectl", *version))["clientVersion"]["gitVersion"]
+    theirs = json.loads(subprocess.run([str(host_kubectl), *version], capture_output=True, text=True).stdout)
+    assert ours == theirs["clientVersion"]["gitVersion"]
+    helm_version = ["version", "--template", "{{.Version}}"]
+    ours_helm = in_image("helm", *helm_version)
+    assert ours_helm == subprocess.run([host_helm, *helm_version], capture_output=True, text=True).stdout.strip()
+    assert ours_helm.startswith("v3.")
