@@ -1,6 +1,8 @@
 """Ephemeral pull-request environments, the shell: a trusted pull request's head deployed into a
 namespace of its own per configured environment, updated on every push, removed when the pull
-request closes or its time to live passes (``core.pr_env`` decides; this sequences).
+request closes or its time to live passes (``core.pr_env`` decides; this sequences). Sharded, the
+replica a webhook reaches deploys or removes (``Scheduler.deploy_pull_request``); each PR
+environment's lock keeps two replicas' deploys and removals of it apart.
 
 A deploy is an ordinary pass (``Reconciler.reconcile``) of a derived environment, ``pr-<n>-<env>``:
 the configured environment's render at the head, every namespaced object moved into the PR's
@@ -13,7 +15,8 @@ The live set is the cluster's: namespaces with the agent's labels (``cluster.pr_
 sweep (the scheduler's, leader only, and at start) removes those whose pull request GitHub says is
 closed, or whose time to live passed, so a missed webhook leaks nothing. Deploys, removals and
 sweeps run one at a time on a worker of their own: a removal never races a deploy of the same PR,
-and the cap is counted by one writer.
+and the cap is counted by one writer per replica (sharded, two replicas deploying two new PRs at
+once may both see room for one more).
 """
 
 from __future__ import annotations
@@ -308,7 +311,13 @@ class PullRequestEnvironments:
     def _remove(self, env: LivePrEnvironment) -> str:
         base = self.config.environment(env.base) if env.base in self._bases() else None
         api = self.agent.clusters.agent_api(base or self.config.environments[0])
-        pr_namespaces.remove(api, env, agent_namespace=self.config.agent.namespace)
+        agent_namespace = self.config.agent.namespace
+        # sharded, another replica may be deploying this PR (its webhook went there): that pass
+        # ends first, and none starts until the namespace is gone
+        with self.reconciler.locks.of(api.kube, env.environment) as lock:
+            lock.acquire()
+            pr_namespaces.remove(api, env, agent_namespace=agent_namespace, keep_lock=True)
+        pr_namespaces.remove_lock(api, env, agent_namespace=agent_namespace)  # released: now it may go
         log.info("PR environment %s of PR #%d removed (namespace, inventory, ledger)", env.namespace, env.number)
         return env.namespace
 

@@ -12,8 +12,9 @@ The rules are pure functions in ``core.schedule``; this module holds the state t
   passes that follow within ``fetch_max_age_s``, so N environments don't fetch N times;
 - passes run only while this replica leads (``set_leading``); followers keep their copy of the repo
   warm so a take-over starts fast. Sharded (``set_members``, from ``membership``): each replica
-  runs the passes of the environments it owns (``core.shard``), whoever leads; the leader keeps
-  the cluster-wide duties (PR environments, approved passes).
+  runs the passes of the environments it owns (``core.shard``), whoever leads; any member runs
+  an approved pass or a PR environment's deploy the webhook brought it (under that environment's
+  lock); the leader keeps the sweep of PR environments.
 
 Reporting plugs in through ``reconcile.PassListener`` (GitHub statuses, chat), given to the agent
 when it is built (``composition``). Only the leader runs passes, so only the leader reports.
@@ -197,7 +198,7 @@ class Scheduler:
         #: None when GitHub is not configured
         self.previews = PreviewQueue(previewer, pull_refs) if previewer is not None else None
         self._pull_refs = pull_refs
-        #: None when no environment gets one per pull request; they write, so only the leader runs them
+        #: None when no environment gets one per pull request; deployed as approvals are taken
         self.pr_environments = pr_environments
         # Passes run on a worker per environment; the scheduler only ticks (it submits, never waits),
         # so a tick is never late because of a slow pass and queued passes can be cancelled on stop.
@@ -336,15 +337,18 @@ class Scheduler:
 
     def deploy_pull_request(self, number: int, head_sha: str, base_ref: str) -> tuple[str, ...]:
         """Queue a deploy of a trusted pull request's head into its PR environments; the configured
-        environments it gets one of (none when not configured, or on a replica that does not lead)."""
-        if self.pr_environments is None or self._stopping or not self._leading:
+        environments it gets one of (none when not configured, or on a replica that takes none).
+        Sharded, the member the webhook reached deploys (as with approvals: GitHub does not redeliver
+        to another replica); each PR environment's lock keeps two replicas' deploys apart."""
+        if self.pr_environments is None or not self.takes_approvals:
             return ()
         return self.pr_environments.submit(number, head_sha, base_ref)
 
     def pull_request_closed(self, number: int) -> bool:
-        """A pull request was closed: its PR environments go (the leader's), its fetched head leaves
-        the git cache. False when previews are not configured."""
-        if self.pr_environments is not None and self._leading and not self._stopping:
+        """A pull request was closed: its PR environments go (whoever takes deploys removes them,
+        under their locks), its fetched head leaves the git cache. False when previews are not
+        configured."""
+        if self.pr_environments is not None and self.takes_approvals:
             self.pr_environments.closed(number)
         if self.previews is None or self._stopping:
             return False

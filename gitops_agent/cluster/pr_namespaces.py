@@ -49,15 +49,16 @@ def ensure(
         api.kube.apply(guard, api.resource("", guard["kind"]), field_manager=field_manager)
 
 
-def remove(api: ClusterApi, env: LivePrEnvironment, *, agent_namespace: str) -> None:
+def remove(api: ClusterApi, env: LivePrEnvironment, *, agent_namespace: str, keep_lock: bool = False) -> None:
     """The environment's state (ConfigMaps labelled as its state, by the agent), its lock, then its
-    namespace: only this very namespace (by uid), still labelled as this agent's."""
+    namespace: only this very namespace (by uid), still labelled as this agent's. ``keep_lock``:
+    the caller holds the lock while it removes, and deletes it after (``remove_lock``)."""
     configmaps = api.resource("", "ConfigMap")
     mine = f"{STATE_OF_LABEL}={env.environment},{MANAGED_BY_LABEL}={MANAGED_BY}"
     for cm in api.kube.list(configmaps, namespace=agent_namespace, label_selector=mine):
         api.kube.delete(configmaps, agent_namespace, cm["metadata"]["name"])
-    leases = api.resource("coordination.k8s.io", "Lease")
-    api.kube.delete(leases, agent_namespace, lock_name(env.environment))
+    if not keep_lock:
+        remove_lock(api, env, agent_namespace=agent_namespace)
     namespaces = api.resource("", "Namespace")
     now = api.kube.get(namespaces, "", env.namespace)
     if now is None:
@@ -69,3 +70,8 @@ def remove(api: ClusterApi, env: LivePrEnvironment, *, agent_namespace: str) -> 
         api.kube.delete(namespaces, "", env.namespace, uid=env.uid or str(now["metadata"].get("uid", "")))
     except ConflictError:
         log.warning("namespace %s was recreated meanwhile: left alone", env.namespace)
+
+
+def remove_lock(api: ClusterApi, env: LivePrEnvironment, *, agent_namespace: str) -> None:
+    """The environment's lock Lease."""
+    api.kube.delete(api.resource("coordination.k8s.io", "Lease"), agent_namespace, lock_name(env.environment))

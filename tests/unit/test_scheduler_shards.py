@@ -119,3 +119,35 @@ def test_any_member_takes_an_approval_for_an_environment_it_does_not_own(daemon:
     wait_until(lambda: agent.passes == {"dev": 1, "prod": 1})
     daemon.trigger(["prod"])  # prod's own passes stay its owner's
     assert idle(daemon) and agent.passes == {"dev": 1, "prod": 1}
+
+
+class _PrEnvironments:
+    """What the scheduler asks of PR environments, recorded."""
+
+    def __init__(self) -> None:
+        self.deploys: list[int] = []
+        self.closes: list[int] = []
+
+    def submit(self, number: int, head_sha: str, base_ref: str) -> tuple[str, ...]:
+        self.deploys.append(number)
+        return ("dev",)
+
+    def closed(self, number: int) -> None:
+        self.closes.append(number)
+
+    def sweep(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def test_any_member_deploys_and_removes_a_pull_request_s_environments(daemon: Scheduler) -> None:
+    """As approvals: the replica the webhook reached, a member, deploys (each PR environment's lock
+    keeps two replicas apart); one not joined yet takes none."""
+    prs = _PrEnvironments()
+    daemon.pr_environments = prs  # type: ignore[assignment]  # a recorder, not the real deployer
+    assert daemon.deploy_pull_request(7, COMMIT, "main") == ()
+    daemon.set_members((ME, OTHER))
+    assert not daemon.leading
+    assert daemon.deploy_pull_request(7, COMMIT, "main") == ("dev",)
+    daemon.pull_request_closed(7)
+    assert prs.deploys == [7] and prs.closes == [7]
