@@ -8,9 +8,10 @@ renew for ``renew_deadline_s`` reports no members (it owns nothing: others take 
 Lease expires). On shutdown the Lease is deleted, so the others take over at once.
 
 A push received by one replica reaches an environment's owner through the owner's membership Lease
-(``relay``): the ref is noted on it as on the leader's Lease, and the owner's next renewal consumes
-it and hands it to ``on_push``. Every renewal is a write conditional on the resourceVersion read, so
-a noted ref is never lost.
+(``relay``): the ref is noted on it as on the leader's Lease, and the owner consumes it and hands it
+to ``on_push``: at once, since between renewals it watches its own Lease (a noted ref ends the wait),
+else at its next renewal. Every renewal is a write conditional on the resourceVersion read, so a
+noted ref is never lost.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class Membership:
         self._now, self._clock = now, clock
         self._members: tuple[str, ...] | None = None  # None: never renewed yet
         self._renewed_at = 0.0
+        self._version = ""  # of this replica's Lease as last written: its watch starts there
+        self._end_watch: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -126,6 +129,9 @@ class Membership:
     def stop(self, *, leave: bool = True) -> None:
         """Stops renewing; ``leave`` deletes the membership Lease so others take over at once."""
         self._stop.set()
+        end = self._end_watch
+        if end is not None:
+            end()
         if self._thread is not None:
             self._thread.join(timeout=self.options.renew_interval_s + 10)
         if leave:
@@ -143,7 +149,37 @@ class Membership:
                 self.step()
             except Exception:  # this thread must outlive any surprise
                 log.exception("membership round failed")
-            self._stop.wait(self.options.renew_interval_s)
+            self._until_pushed(self.options.renew_interval_s)
+
+    def _until_pushed(self, timeout_s: float) -> None:
+        """Waits ``timeout_s``, or less: until another replica notes a push on this replica's Lease
+        (watched, when the client watches and the interval is whole seconds; else a plain wait)."""
+        deadline = self._clock() + timeout_s
+        watch = getattr(self.kube, "watch", None)  # ``KubeClient.watch``; test doubles may have none
+        if watch is None or timeout_s < 1 or not self._version:
+            self._stop.wait(timeout_s)
+            return
+        try:
+            events = watch(
+                LEASES, namespace=self.options.namespace, label_selector=None, resource_version=self._version,
+                timeout_s=int(timeout_s), opened=self._opened,
+                field_selector=f"metadata.name={member_name(self.options.identity)}",
+            )  # fmt: skip
+            for kind, lease in events:
+                if self._stop.is_set() or (kind == "MODIFIED" and parse_lease(lease).pushed):
+                    return
+                if kind == "ERROR" or self._clock() >= deadline:
+                    break
+        except GitOpsError as exc:
+            log.debug("membership: watch of its own Lease ended: %s", exc)
+        finally:
+            self._end_watch = None
+        self._stop.wait(max(0.0, deadline - self._clock()))
+
+    def _opened(self, end: Callable[[], None]) -> None:
+        self._end_watch = end
+        if self._stop.is_set():
+            end()
 
     def step(self) -> tuple[str, ...]:
         """One round: renew, list, tidy, tell. Returns the live members as this replica sees them."""
@@ -176,11 +212,12 @@ class Membership:
             )  # fmt: skip
             try:
                 if record is None:
-                    self.kube.create(body, LEASES, field_manager=o.field_manager)
+                    written = self.kube.create(body, LEASES, field_manager=o.field_manager)
                 else:
-                    self.kube.replace(body, LEASES, field_manager=o.field_manager)
+                    written = self.kube.replace(body, LEASES, field_manager=o.field_manager)
             except ConflictError:
                 continue  # a push was noted meanwhile: read it again
+            self._version = str((written.get("metadata") or {}).get("resourceVersion") or "")
             self._renewed_at = sent
             return record.pushed if record else ()
         raise GitOpsError("membership Lease: three conflicting writes in a row")

@@ -6,6 +6,7 @@ namespace created or a clear error."""
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -135,3 +136,35 @@ def test_the_namespace_is_created_or_a_clear_error_says_what_to_do() -> None:
         GitOpsError, match=r"namespace 'ns' \(agent.namespace\) does not exist .*kubectl create namespace ns"
     ):
         member(forbidden, clock, "a", []).ensure_namespace()
+
+
+class WatchedStore(Store):
+    """A store whose watch of one Lease yields what ``events`` holds (then the server's timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.watched: list[tuple[str, str | None]] = []
+
+    def watch(self, info: Any, **kw: Any) -> Any:
+        self.watched.append((kw["resource_version"], kw["field_selector"]))
+        yield from self.events
+
+
+def test_between_renewals_a_relayed_push_ends_the_wait_at_once() -> None:
+    """The owner watches its own Lease: a push noted on it is taken now, not at the next renewal."""
+    store, clock, seen = WatchedStore(), Clock(), []
+    a, b = member(store, clock, "a", seen), member(store, clock, "b", [])
+    a.step()
+    b.step()
+    assert b.relay("a", "refs/heads/main")
+    store.events = [("MODIFIED", store.leases[member_name("a")])]
+    started = time.monotonic()
+    a._until_pushed(5.0)
+    assert time.monotonic() - started < 1.0
+    version, selector = store.watched[-1]
+    assert selector == f"metadata.name={member_name('a')}" and version != ""
+    store.events = [("MODIFIED", copy.deepcopy(store.leases[member_name("b")]))]  # no ref noted: wait on
+    started = time.monotonic()
+    a._until_pushed(1.0)
+    assert time.monotonic() - started >= 0.9
