@@ -40,7 +40,9 @@ _AGGREGATED_DISCOVERY = (
     "application/json"
 )
 _TIMEOUT = (5.0, 60.0)  # connect, read
-#: connections kept open per client (watches hold one each on top, for their lifetime)
+#: connections kept open per client (watches hold one each on top, for their lifetime), and the
+#: most requests one client has in flight: passes of many environments at once (each with its
+#: dry-runs side by side) queue here rather than swamp the API server until requests time out
 POOL_SIZE = 64
 
 
@@ -109,6 +111,7 @@ class KubeClient:
         #: the environment's ServiceAccount this client acts as, named in permission errors
         self.environment_identity = environment_identity
         self._lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(POOL_SIZE)
         self.requests: Counter[str] = Counter()
         #: the latest writes, (verb, object): for tests, and for "what did that pass do?"
         self.writes: deque[tuple[str, ObjectKey]] = deque(maxlen=1000)
@@ -411,8 +414,9 @@ class KubeClient:
             if method != "GET" and not verb.endswith("dry-run") and subject is not None:
                 self.writes.append((verb, subject))
         try:
-            response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)
-            data = response.read()
+            with self._in_flight:
+                response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_TIMEOUT)
+                data = response.read()
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(f"cannot reach the Kubernetes API at {self.host}: {_root_cause(exc)}") from exc
         if response.status == 404:

@@ -276,7 +276,7 @@ class WatchCache:
         with self._lock:
             mine = [w for (e, _), w in self._watchers.items() if e == env]
             mine += [w for e, w in self._ledgers.items() if e == env]
-        return bool(mine) and all(w.objects() is not None for w in mine)
+        return bool(mine) and all(w.healthy for w in mine)  # read without parsing what they hold
 
     def object_count(self) -> int:
         """Objects held over every watch: what memory follows."""
