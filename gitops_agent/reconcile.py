@@ -55,6 +55,11 @@ from gitops_agent.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
+#: passes rendering or syncing at once (the daemon runs a pass per environment on a thread of its
+#: own): hundreds of environments passed together would otherwise contend for the interpreter and
+#: the API server until their requests time out; following a rollout and waiting are not counted
+BUSY_PASSES = 8
+
 
 @dataclass(frozen=True)
 class PassRequest:
@@ -169,6 +174,7 @@ class Reconciler:
         self.stopping = stopping or threading.Event()
         #: the daemon's watch cache (``cluster.watch``): drift checks read it where it is synced
         self.watches: WatchCache | None = None
+        self._busy = threading.BoundedSemaphore(BUSY_PASSES)
 
     def reconcile(self, env: EnvironmentConfig, request: PassRequest | None = None) -> PassResult:
         """One environment's pass. Never raises GitOpsError: a failure is the pass's result."""
@@ -197,13 +203,16 @@ class Reconciler:
         # One writer per environment: a pass about to write holds the environment's lock (waiting
         # for another holder, or failing "Locked"), then decides again under it: another pass may
         # have applied or rolled back meanwhile. A pass with nothing to write takes no lock.
-        with self.locks.of(store.api.kube, env.name) as lock:
+        # The pass holds a busy slot from its render to its sync's last write, not while it follows.
+        with self.locks.of(store.api.kube, env.name) as lock, _Slot(self._busy) as busy:
             target = commit
             # the first look may read the watched ledger; a decision to write is re-made live
             ledger, commit, objects, step = self._decide(env, store, target, request, cached=True)
             if step is Step.APPLY:
                 lock.acquire(commit)
                 ledger, commit, objects, step = self._decide(env, store, target, request)
+            if step is not Step.APPLY:
+                busy.release()
             if step is Step.WAIT:
                 waiting = self._drift_since_last(env, api, ledger)
                 running = ledger.last_success()
@@ -211,7 +220,7 @@ class Reconciler:
                     env.name, commit, WAITING, drift=waiting, running=running, message="waiting for a manual sync"
                 )
             if step is Step.APPLY:
-                outcome = self._apply(env, api, store, ledger, commit, objects, request, lock)
+                outcome = self._apply(env, api, store, ledger, commit, objects, request, lock, busy)
                 if not outcome.ok:
                     return outcome
             else:
@@ -247,6 +256,7 @@ class Reconciler:
         objects: tuple[DesiredObject, ...],
         request: PassRequest,
         lock: EnvironmentLock,
+        busy: _Slot,
     ) -> PassResult:
         self._tell(lambda listener: listener.applying(env.name, commit))
         options = sync_options(self.config, env, force=request.force)
@@ -262,6 +272,7 @@ class Reconciler:
             may_take_over=handover.may_take_over,
             hooks=self._hook_wait(env, api, objects),
         )
+        busy.release()  # written: what follows is waiting
         result = _still_held(result, lock)
         if result.reason == LockLostError.reason:  # cut short: the new holder may have written since
             ledger = store.read_ledger(env.name)
@@ -471,6 +482,26 @@ class Reconciler:
                 event(listener)
             except Exception:  # a listener must never break a pass
                 log.exception("a pass listener (%s) failed; reconciliation goes on", type(listener).__name__)
+
+
+class _Slot:
+    """One of the ``BUSY_PASSES`` slots, held from ``with`` until ``release`` (or the block's end)."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots, self._held = slots, False
+
+    def __enter__(self) -> _Slot:
+        self._slots.acquire()
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _age_s(time: str) -> float:
