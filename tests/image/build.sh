@@ -9,8 +9,9 @@
 #
 # The build context is staged in build/image/context: the agent's wheel (from this checkout), its
 # dependencies' wheels (downloaded on the host for the image's Python, cached per pyproject.toml),
-# and kubectl and helm as the tests build them (tests/controlplane/build.sh, build-helm.sh), so
-# nothing is built from Go in the image and the build itself needs no network. The mmdebstrap base
+# tests/image/slim-rootfs.sh, and kubectl and helm as the tests build them (tests/controlplane/build.sh,
+# build-helm.sh; already stripped: -ldflags "-s -w"), so nothing is built from Go in the image and
+# the build itself needs no network. The mmdebstrap base
 # is cached as a tarball in ~/.cache/gitops-agent/image/, keyed by what goes into it (the package list
 # and options, not the day's Debian security updates: remove the directory and the
 # localhost/gitops-agent-base images to take those).
@@ -33,8 +34,9 @@ ulimits=(--ulimit "nofile=$(ulimit -Sn):$(ulimit -Hn)" --ulimit nproc=32768:3276
 
 # --- the base: Debian bookworm minbase with python3, git, ssh and CA certificates -----------------
 # Documentation, man pages and translations are left out; perl (git pulls it in for scripts the agent
-# never runs: send-email, svn, cvs) is removed after install, 47 MB of the base.
-packages=python3,python3-venv,git,openssh-client,ca-certificates
+# never runs: send-email, svn, cvs) is removed after install, 47 MB of the base. binutils (strip) is
+# for the build stage only: tests/image/slim-rootfs.sh removes it with the rest the image never runs.
+packages=python3,python3-venv,git,openssh-client,ca-certificates,binutils
 mmdebstrap_args=(--variant=minbase "--include=$packages"
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
   --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
@@ -64,6 +66,7 @@ mkdir -p "$context/bin" "$context/wheels"
 kubectl="$(bash "$root/tests/controlplane/build.sh")/kubectl"
 helm=$(bash "$root/tests/controlplane/build-helm.sh")
 cp "$kubectl" "$helm" "$context/bin/"
+cp "$root/tests/image/slim-rootfs.sh" "$context/"
 # The image's Python is bookworm's 3.11 (or the slim base's): wheels for it, whatever runs this.
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$context/wheels" "$root"
 arch=$(uname -m)  # the machine's, as kubectl's and helm's (bookworm's glibc is 2.36)

@@ -514,9 +514,20 @@ def in_image(*command: str) -> str:
 
 def test_the_image_holds_the_tools_the_tests_use() -> None:
     podman_ready()
-    assert in_image("id", "-u") == "10001"
-    # cel-python's google-re2 is a compiled wheel: it must load on the image's Python
-    assert in_image("python3", "-c", "import re2, celpy, gitops_agent.cli; print('ok')") == "ok"
+    # the image has no coreutils (tests/image/slim-rootfs.sh): its Python says who runs it
+    assert in_image("python3", "-c", "import os; print(os.getuid(), os.getgid())") == "10001 10001"
+    # cel-python's google-re2 is a compiled wheel: it must load on the image's Python; and every module
+    # of the agent imports from the pruned stdlib and site-packages (__main__ would run the CLI)
+    every_module = (
+        "import importlib, pkgutil, gitops_agent, re2, celpy; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(gitops_agent.__path__, 'gitops_agent.') "
+        "if m.name != 'gitops_agent.__main__']; print('ok')"
+    )
+    assert in_image("python3", "-c", every_module) == "ok"
+    # git and its https helper, and ssh through /bin/sh (as git runs GIT_SSH_COMMAND)
+    assert in_image("git", "--version").startswith("git version 2.")
+    assert in_image("sh", "-c", 'test -x "$(git --exec-path)/git-remote-https" && echo ok') == "ok"
+    assert in_image("sh", "-c", "ssh -V 2>&1").startswith("OpenSSH_")
     # kubectl and helm at the versions the tests render with
     host_kubectl = harness.bin_dir() / "kubectl"
     host_helm = subprocess.run(
