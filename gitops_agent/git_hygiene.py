@@ -5,6 +5,8 @@ The rules are ``core.git_cache``'s; this holds when each head was last previewed
 found in the cache at start count as seen then, so they go ``max_age_s`` later unless previewed).
 Its methods run on the preview worker (``PreviewQueue``), one at a time and never beside a preview,
 so a head is never deleted under a preview rendering it. A failure is logged; the next sweep retries.
+No cache yet (the first fetch has not made the bare copy, or is making it) is no failure: there is
+nothing to keep, and it measures as what is on disk with no heads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from gitops_agent.adapters.git_cache import GitCache
 from gitops_agent.core.git_cache import CachePolicy, CacheStats, prune_due, refs_to_drop
@@ -64,6 +67,11 @@ class PullRefKeeper:
             return self._stats
 
     def _sweep(self) -> None:
+        if not is_repository(self.cache.source.path):
+            with self._lock:
+                self._last_seen = {}  # whatever was seen is gone with the copy that held it
+            self._measure(pull_refs=0)  # git would only say "not a git repository"
+            return
         present = self.cache.pull_refs()
         now = self._clock()
         with self._lock:
@@ -98,8 +106,10 @@ class PullRefKeeper:
             log.info("git cache pruned after dropping pull-request heads")
         self._measure()
 
-    def _measure(self) -> None:
-        stats = CacheStats(self.cache.size_bytes(), len(self.cache.pull_refs()))
+    def _measure(self, *, pull_refs: int | None = None) -> None:
+        if pull_refs is None:
+            pull_refs = len(self.cache.pull_refs())
+        stats = CacheStats(self.cache.size_bytes(), pull_refs)
         with self._lock:
             self._stats = stats
         if self._on_measure is not None:
@@ -110,3 +120,9 @@ class PullRefKeeper:
             step()
         except GitOpsError as exc:  # housekeeping never takes previews down; the next sweep retries
             log.warning("%s failed: %s", what, exc)
+
+
+def is_repository(path: Path) -> bool:
+    """Whether git takes ``path`` for a bare repository: ``HEAD``, ``objects/`` and ``refs/`` in it.
+    Absent, or a directory the first fetch has created but not yet run ``git init`` in, it is not."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()

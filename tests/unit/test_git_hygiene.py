@@ -4,10 +4,21 @@ that applies them (git_hygiene), and how a ``closed`` webhook reaches it (webhoo
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import subprocess
+import tempfile
 import threading
+import weakref
 from collections.abc import Iterable
 from http import HTTPStatus
+from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from gitops_agent.adapters.git_cache import GitCache
+from gitops_agent.adapters.git_source import GitSource
 from gitops_agent.core.git_cache import CachePolicy, CacheStats, prune_due, refs_to_drop
 from gitops_agent.core.webhook import signature
 from gitops_agent.git_hygiene import PullRefKeeper
@@ -38,11 +49,18 @@ def test_a_prune_is_due_after_enough_drops_or_long_enough_after_the_last_with_so
 
 
 class FakeCache:
-    """The git side of the keeper, in memory: heads held, deletes and prunes counted."""
+    """The git side of the keeper, in memory: heads held, deletes and prunes counted (the bare copy
+    is a directory with what makes git take it for a repository, and nothing else)."""
 
     def __init__(self, refs: Iterable[int] = ()) -> None:
         self.refs = set(refs)
         self.prunes = 0
+        bare = Path(tempfile.mkdtemp(prefix="fake-cache-", suffix=".git"))
+        weakref.finalize(self, shutil.rmtree, bare, True)
+        (bare / "HEAD").write_text("ref: refs/heads/main\n")
+        (bare / "objects").mkdir()
+        (bare / "refs").mkdir()
+        self.source = SimpleNamespace(path=bare)
 
     def pull_refs(self) -> list[int]:
         return sorted(self.refs)
@@ -105,6 +123,23 @@ def test_a_failing_cache_is_logged_and_the_keeper_carries_on() -> None:
 
     k = keeper(Broken(), Clock(), [])
     assert k.sweep() is None
+
+
+def test_no_cache_yet_is_no_failure_the_sweep_measures_it_empty_then_sweeps_the_copy_once_made(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = GitSource(str(tmp_path / "remote.git"), tmp_path / "cache")
+    k = PullRefKeeper(GitCache(source), POLICY)
+    caplog.set_level(logging.WARNING, logger="gitops_agent.git_hygiene")
+    assert k.sweep() == CacheStats(0, 0)  # the first sweep at start: no cache directory at all
+    source.path.mkdir(parents=True)  # the first fetch has created the bare copy's directory, not yet
+    stats = k.sweep()  # run `git init` in it: git says "not a git repository" there
+    assert stats is not None and stats.pull_refs == 0
+    assert caplog.records == []
+    subprocess.run(["git", "init", "-q", "--bare", str(source.path)], check=True)
+    made = k.sweep()
+    assert made is not None and made.pull_refs == 0 and made.bytes > stats.bytes
+    assert caplog.records == []
 
 
 class Keeper:
