@@ -15,7 +15,7 @@ venv=/opt/venv
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 stdlib=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 say() { echo "slim-rootfs: $*"; }
-size() { du -sxm / 2>/dev/null | cut -f1; }
+size() { du -sxm --apparent-size / 2>/dev/null | cut -f1; }  # MiB, as the end counts them (no du there)
 say "rootfs before: $(size) MB"
 
 # --- site-packages ---------------------------------------------------------------------------------
@@ -156,5 +156,5 @@ for top, dirs, files in os.walk("/"):
         if (st.st_dev, st.st_ino) not in seen:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
-print(f"slim-rootfs: rootfs after: {total / 1e6:.0f} MB")
+print(f"slim-rootfs: rootfs after: {total // 2**20} MB")
 PY
