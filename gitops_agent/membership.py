@@ -88,6 +88,7 @@ class Membership:
         self._renewed_at = 0.0
         self._version = ""  # of this replica's Lease as last written: its watch starts there
         self._end_watch: Callable[[], None] | None = None
+        self._watch_refused = False  # warned once that RBAC refuses the watch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -170,6 +171,11 @@ class Membership:
                     return
                 if kind == "ERROR" or self._clock() >= deadline:
                     break
+        except ForbiddenError as exc:  # RBAC lacks "watch" on leases: relayed pushes wait for a renewal
+            if not self._watch_refused:
+                log.warning("membership: cannot watch its own Lease, relayed pushes wait up to %ss: %s",
+                            self.options.renew_interval_s, exc)  # fmt: skip
+            self._watch_refused = True
         except GitOpsError as exc:
             log.debug("membership: watch of its own Lease ended: %s", exc)
         finally:
