@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class Outcome:
     seconds: float
     usage: Usage
     cluster_requests: int  # the API server's count over the scenario, less the bench's own reads
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Record:
     flux_cpu_s: float
     agent_cluster_requests: int
     flux_cluster_requests: int
+    note: str = ""  # e.g. a tool that did not converge: its time is then a lower bound
 
 
 # --- the repository ---------------------------------------------------------------------------
@@ -249,11 +251,16 @@ class Driver:
         started = time.monotonic()
         start()
         lead = time.monotonic() - started
-        applied, current = wait_state(self.cluster, tool, self.prefix, self.repo.n, self.repo.revs)
+        note = ""
+        try:
+            applied, current = wait_state(self.cluster, tool, self.prefix, self.repo.n, self.repo.revs)
+        except TimeoutError as exc:  # recorded, the time a lower bound; the next scenarios go on
+            applied = current = ENV_TIMEOUT_S
+            note = str(exc)
         usage = tool.usage_since(mark)
         server = self.cluster.server_requests() - before_server - (self.cluster.own_requests - before_own) - 1
-        self.out[names[0]] = Outcome(round(lead + applied, 2), usage, server)
-        self.out[names[1]] = Outcome(round(lead + current, 2), usage, server)
+        self.out[names[0]] = Outcome(round(lead + applied, 2), usage, server, note)
+        self.out[names[1]] = Outcome(round(lead + current, 2), usage, server, note)
         print(f"  {tool.name}: {names[0]} {lead + applied:.1f}s, {names[1]} {lead + current:.1f}s, {usage}", flush=True)
 
     def scenarios(self, tool: Tool, notify: Callable[[str], None]) -> None:
@@ -462,7 +469,7 @@ def print_table(records: list[Record]) -> None:
         print(
             f"{r.scenario:<14} {r.n:>4} {r.agent_s:>8.2f} {r.flux_s:>8.2f} {r.ratio:>6.2f} {r.agent_requests:>9} "
             f"{r.flux_requests:>9} {r.agent_rss_mb:>8.1f} {r.flux_rss_mb:>8.1f} {r.agent_cpu_s:>9.2f} "
-            f"{r.flux_cpu_s:>9.2f}"
+            f"{r.flux_cpu_s:>9.2f}" + (f"  ({r.note})" if r.note else "")
         )
 
 
@@ -477,10 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--combine", action="store_true", help="records from the two --only runs' figures")
     parser.add_argument("--flux-no-wait", action="store_true", help="Kustomizations without wait: true")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "flux.json"))
+    parser.add_argument("--workdir", default=str(ROOT / ".bench" / "flux-work"), help="emptied first")
     args = parser.parse_args(argv)
     if args.combine:
         return combine(Path(args.out))
-    workdir = ROOT / ".bench" / "flux-work"
+    workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "git").mkdir(parents=True)
     bins = build_flux() if args.only != "agent" else {}
@@ -524,12 +532,16 @@ def combine(out: Path) -> int:
     got = {tool: json.loads(out.with_name(f"flux-{tool}.json").read_text()) for tool in ("agent", "flux")}
 
     def outcome(d: dict[str, Any]) -> Outcome:
-        return Outcome(d["seconds"], Usage(**d["usage"]), d["cluster_requests"])
+        return Outcome(d["seconds"], Usage(**d["usage"]), d["cluster_requests"], d.get("note", ""))
 
     records = [
-        record(s, int(n), outcome(got["agent"][n][s]), outcome(got["flux"][n][s]))
+        replace(
+            record(s, int(n), outcome(got["agent"][n][s]), outcome(got["flux"][n][s])),
+            note="; ".join(x for x in (got["agent"][n][s].get("note"), got["flux"][n][s].get("note")) if x),
+        )
         for n in sorted(set(got["agent"]) & set(got["flux"]), key=int)
         for s in SCENARIOS
+        if s in got["agent"][n] and s in got["flux"][n]  # a run cut short measured fewer
     ]
     out.write_text(json.dumps([asdict(r) for r in records], indent=2))
     print_table(records)
