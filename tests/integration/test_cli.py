@@ -58,7 +58,9 @@ def test_sync_exits_3_when_the_rollout_fails_and_says_how_it_goes_meanwhile(
     assert len(lines) >= 2, err  # at the first look, and again before 10s had passed
     first = lines[0]
     assert (first[1], first[2], first[3]) == ("1", "2", "0")  # the ConfigMap is Current at once
-    assert f"waiting for Deployment/{names['dev']}/api: 0/2 replicas available" in first.string
+    # the first look may come before the Deployment controller has made the new ReplicaSet
+    waiting = rf"waiting for Deployment/{names['dev']}/api: 0/2 replicas (updated|available)$"
+    assert re.search(waiting, first.string), first.string
     seconds = [int(m[3]) for m in lines]
     assert all(b - a <= 10 for a, b in itertools.pairwise(seconds)), seconds
     assert first[4] == "42"  # the default wait: the progress deadline plus 30s
