@@ -93,6 +93,9 @@ class LiveReads:
     def __init__(self, api: ClusterApi, watched: WatchedObjects | None = None, environment: str = "") -> None:
         self.api = api
         self._watched, self._environment = watched, environment
+        #: per object, the generation the API server last answered: a watch copy older than that
+        #: has not seen the apply yet (its old spec, long rolled out, would look Current)
+        self._floor: dict[ObjectKey, int] = {}
 
     def get_many(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, KubeObject]:
         """Existing objects by key: a list per kind and namespace where several are wanted, a GET
@@ -105,22 +108,43 @@ class LiveReads:
             info = self.api.lookup(group, kind)
             if info is None:
                 continue
-            cached = self._watched.watched(self._environment, info, namespace) if self._watched else None
-            if cached is not None:  # labelled as the environment's, as everything it applied is
-                want = set(wanted)
-                found.update((key, obj) for obj in cached if (key := ObjectKey.of(obj)) in want)
+            cached = self._cached(info, namespace, wanted)
+            if cached is not None:
+                found.update(cached)
                 continue
-            if len(wanted) <= GET_RATHER_THAN_LIST:
-                kube = self.api.kube
-                found.update((k, obj) for k in wanted if (obj := kube.get(info, namespace, k.name)) is not None)
-                continue
-            want = set(wanted)
-            for obj in self.api.kube.list(info, namespace=namespace or None):
-                if (key := ObjectKey.of(obj)) in want:
-                    found[key] = obj
+            read = self._read(info, namespace, wanted)
+            self._floor.update((key, _generation(obj)) for key, obj in read.items())
+            found.update(read)
         return found
+
+    def _cached(
+        self, info: ResourceInfo, namespace: str, wanted: list[ObjectKey]
+    ) -> dict[ObjectKey, KubeObject] | None:
+        """The watch's copies (labelled as the environment's, as all it applied is), once the API
+        server has answered for each and none is older than that answer; else None (read them)."""
+        if self._watched is None or any(key not in self._floor for key in wanted):
+            return None
+        objects = self._watched.watched(self._environment, info, namespace)
+        if objects is None:
+            return None
+        want = set(wanted)
+        copies = {key: obj for obj in objects if (key := ObjectKey.of(obj)) in want}
+        if len(copies) < len(want) or any(_generation(obj) < self._floor[key] for key, obj in copies.items()):
+            return None
+        return copies
+
+    def _read(self, info: ResourceInfo, namespace: str, wanted: list[ObjectKey]) -> dict[ObjectKey, KubeObject]:
+        kube = self.api.kube
+        if len(wanted) <= GET_RATHER_THAN_LIST:
+            return {k: obj for k in wanted if (obj := kube.get(info, namespace, k.name)) is not None}
+        want = set(wanted)
+        return {key: obj for obj in kube.list(info, namespace=namespace or None) if (key := ObjectKey.of(obj)) in want}
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[KubeObject]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         pods = self.api.resource("", "Pod")
         return self.api.kube.list(pods, namespace=namespace, label_selector=label_selector or None)
+
+
+def _generation(obj: KubeObject) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)

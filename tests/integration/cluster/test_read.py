@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from kubernetes import client as k8s
 
+from gitops_agent.adapters.kube import ResourceInfo
 from gitops_agent.cluster import ClusterApi, SyncOptions, sync
 from gitops_agent.cluster.prepare import prepare_snapshot
 from gitops_agent.cluster.read import GET_RATHER_THAN_LIST, LiveReads, read_labelled, read_live
 from gitops_agent.core.prepare import ENV_LABEL
-from gitops_agent.model import ObjectKey
+from gitops_agent.model import KubeObject, ObjectKey
 from tests.integration.cluster.support import desired
-from tests.support.builders import configmap
+from tests.support.builders import configmap, deployment
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +65,46 @@ def test_a_few_objects_are_got_by_name_and_many_by_one_list(api: ClusterApi, opt
     many = reads.get_many(keys)
     assert set(many) == set(keys)
     assert api.kube.requests["list"] - after_few.get("list", 0) == 1
+
+
+class Watched:
+    """A watch cache's answer (``cluster.watch.WatchCache.watched``), as a test sets it."""
+
+    def __init__(self) -> None:
+        self.objects: list[KubeObject] = []
+
+    def watched(self, env: str, info: ResourceInfo, namespace: str) -> list[KubeObject] | None:
+        return [copy.deepcopy(o) for o in self.objects] if env == "dev" and info.kind == "Deployment" else None
+
+
+def test_a_rollout_reads_a_watch_copy_only_once_it_has_seen_what_the_api_server_answered(
+    api: ClusterApi, options: SyncOptions
+) -> None:
+    key = ObjectKey("apps", "Deployment", options.namespace, "api")
+    assert sync(api, desired(deployment("api", image="registry.example/api:1.0")), commit="c1", options=options).ok
+    before_apply = LiveReads(api).get_many([key])[key]  # the copy a watch holds until the next event arrives
+    assert sync(api, desired(deployment("api", image="registry.example/api:2.0")), commit="c2", options=options).ok
+    watched = Watched()
+    watched.objects = [before_apply]
+    reads = LiveReads(api, watched, "dev")
+
+    def read() -> tuple[KubeObject, int]:
+        sent = sum(api.kube.requests.values())
+        obj = reads.get_many([key])[key]
+        return obj, sum(api.kube.requests.values()) - sent
+
+    first, sent = read()
+    assert sent == 1, "the first look asks the API server"
+    assert first["metadata"]["generation"] == before_apply["metadata"]["generation"] + 1
+    stale, sent = read()
+    assert sent == 1, "the watch has not delivered the apply: its copy (the old spec, rolled out) is not read"
+    assert stale["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/api:2.0"
+    caught_up = copy.deepcopy(first)
+    caught_up["metadata"].setdefault("annotations", {})["test/from"] = "watch"
+    watched.objects = [caught_up]
+    seen, sent = read()
+    assert sent == 0, "once the watch has caught up, no request"
+    assert seen["metadata"]["annotations"]["test/from"] == "watch"
+    watched.objects = []
+    missing, sent = read()
+    assert sent == 1 and missing["metadata"]["name"] == "api", "a copy missing from the watch is read"
