@@ -24,9 +24,8 @@ import logging
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.config import Config
 from gitops_agent.core.approval import (
     HTTP_STATUS,
@@ -53,6 +52,9 @@ from gitops_agent.core.pass_rules import UP_TO_DATE, WAITING
 from gitops_agent.errors import GitOpsError
 from gitops_agent.reconcile import PassResult
 from gitops_agent.scheduler import ApprovedPass
+
+if TYPE_CHECKING:
+    from gitops_agent.adapters.github import GitHubClient
 
 log = logging.getLogger(__name__)
 

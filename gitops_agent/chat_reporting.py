@@ -27,9 +27,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.config import DigestConfig, digest_trigger
 from gitops_agent.core.chat_digest import DigestEnvironment, digest_message
 from gitops_agent.core.chat_failure import FailureSummary, failure_fingerprint, failure_message, rollout_reason
@@ -52,6 +51,9 @@ from gitops_agent.errors import GitOpsError, ReportError
 from gitops_agent.model import HealthStatus
 from gitops_agent.reconcile import PassResult
 from gitops_agent.report_worker import ReportWorker
+
+if TYPE_CHECKING:
+    from gitops_agent.adapters.chat import ChatNotifier
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ report waits in line, and a failed post is logged and dropped: the next pass rep
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.cluster.hooks import HookFailedError
 from gitops_agent.core.drift import DriftCounts
 from gitops_agent.core.helm import describe
@@ -20,6 +20,9 @@ from gitops_agent.core.report import EnvironmentReport, Phase, change_counts, co
 from gitops_agent.model import HealthStatus
 from gitops_agent.reconcile import PassResult
 from gitops_agent.report_worker import ReportWorker
+
+if TYPE_CHECKING:
+    from gitops_agent.adapters.github import GitHubClient
 
 _FAILED_PHASES = {
     "RenderFailed": Phase.RENDERING_FAILED,

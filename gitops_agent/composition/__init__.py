@@ -16,10 +16,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitops_agent.adapters.chat import ChatNotifier
 from gitops_agent.adapters.git_source import GitCredentials, GitSource
-from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
 from gitops_agent.adapters.helm import ChartCache, Helm
 from gitops_agent.adapters.renderer import Kustomize
 from gitops_agent.agent import Agent
@@ -36,6 +35,10 @@ from gitops_agent.queries import Queries
 from gitops_agent.reconcile import FollowSettings, PassListener, PassResult, Reconciler
 from gitops_agent.reporting import Reporter
 from gitops_agent.snapshots import Snapshots
+
+if TYPE_CHECKING:  # built only when configured: their HTTP stack costs every command ~0.2s to import
+    from gitops_agent.adapters.chat import ChatNotifier
+    from gitops_agent.adapters.github import AppAuth, GitHubClient, TokenAuth
 
 
 def default_cache_dir() -> Path:
@@ -116,6 +119,8 @@ def github_client(config: Config, *, on_request: Callable[[str, int], None] | No
     credential files are read here, never echoed: errors name the file, not its content."""
     if config.github is None:
         return None
+    from gitops_agent.adapters.github import GitHubClient  # here: see TYPE_CHECKING above
+
     auth = _github_auth(config.github, config)
     return GitHubClient(config.github.api_url, config.github.repository, auth, on_request=on_request)
 
@@ -128,6 +133,8 @@ def require_github(github: GitHubClient | None, config: Config, why: str) -> Git
 
 
 def _github_auth(github: GitHubConfig, config: Config) -> TokenAuth | AppAuth:
+    from gitops_agent.adapters.github import AppAuth, TokenAuth
+
     token = read_secret_file(github.token_file, "github.token_file", config)
     if token is not None:
         return TokenAuth(token)
@@ -140,6 +147,8 @@ def _github_auth(github: GitHubConfig, config: Config) -> TokenAuth | AppAuth:
 def chat_notifier(config: Config) -> ChatNotifier | None:
     if config.chat is None:
         return None
+    from gitops_agent.adapters.chat import ChatNotifier
+
     return ChatNotifier(
         slack_webhook_url=read_secret_file(config.chat.slack_webhook_url_file, "chat.slack_webhook_url_file", config),
         webhook_url=read_secret_file(config.chat.webhook_url_file, "chat.webhook_url_file", config),

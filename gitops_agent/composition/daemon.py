@@ -9,9 +9,9 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gitops_agent.adapters.git_cache import GitCache
-from gitops_agent.adapters.github import GitHubClient
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.agent import Agent
 from gitops_agent.approvals import ApprovalChecks, Approvals, GitHubWrites
@@ -31,6 +31,9 @@ from gitops_agent.reporting import Reporter
 from gitops_agent.scheduler import Scheduler, SchedulerOptions
 from gitops_agent.server import AgentServer, parse_listen, read_status_token, read_webhook_secret
 from gitops_agent.status_board import StatusBoard
+
+if TYPE_CHECKING:
+    from gitops_agent.adapters.github import GitHubClient
 
 
 @dataclass(frozen=True)
