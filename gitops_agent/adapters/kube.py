@@ -10,6 +10,7 @@ of our own tree, with a message that names the object.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import threading
@@ -268,7 +269,7 @@ class KubeClient:
             if response.status >= 400:
                 raise _api_error(response.status, response.read(), info.path(namespace), self.environment_identity)
             if opened is not None:
-                opened(response.response.shutdown)
+                opened(_cutter(response.response))
             yield from _events(response.response, info)
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(f"watch of {info.plural} at {self.host} ended: {_root_cause(exc)}") from exc
@@ -437,6 +438,16 @@ class _NotFound(Exception):
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
     query = {"labelSelector": label_selector} if label_selector else {}
     return query | ({"fieldSelector": field_selector} if field_selector else {})
+
+
+def _cutter(response: urllib3.BaseHTTPResponse) -> Callable[[], None]:
+    """Ends a watch from another thread; one that ended on its own meanwhile has nothing to cut."""
+
+    def cut() -> None:
+        with contextlib.suppress(RuntimeError, ValueError):  # urllib3: back in the pool, or closed
+            response.shutdown()
+
+    return cut
 
 
 def _events(stream: Iterable[bytes], info: ResourceInfo) -> Iterator[tuple[str, KubeObject]]:

@@ -92,7 +92,7 @@ class _Watcher:
             self.store = Store(self.store.field_manager)
             end = self._end_watch
         if end is not None:
-            _cut(end)
+            end()
 
     def _run(self) -> None:
         backoff = self._options.backoff_s
@@ -152,19 +152,11 @@ class _Watcher:
         with self.lock:
             self._end_watch = end
         if self.stopped.is_set():  # stopped while it was being opened
-            _cut(end)
+            end()
 
     def _tell(self, change: Change) -> None:
         if change is Change.THEIRS and not self.stopped.is_set():
             self._notify(self.env)
-
-
-def _cut(end: Callable[[], None]) -> None:
-    """Ends a watch; one that ended on its own meanwhile has nothing left to cut."""
-    try:
-        end()
-    except (RuntimeError, ValueError) as exc:  # urllib3: already released to the pool, or closed
-        log.debug("watch already ended: %s", exc)
 
 
 class WatchCache:
