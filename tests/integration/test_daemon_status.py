@@ -13,12 +13,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gitops_agent.composition.daemon import DaemonWiring, RunOptions, daemon_wiring
-from gitops_agent.config import parse_config
-from gitops_agent.serve import shut_down
+from gitops_agent.composition.daemon import DaemonWiring
 from tests.controlplane.harness import FAIL_ANNOTATION
 from tests.doubles.github_server import GitHubServer
 from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
+from tests.support.daemon import running_daemon
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,18 +44,8 @@ def daemon(
     text["environments"][1]["health_timeout"] = "60s"
     text["github"] = {"api_url": github.url, "repository": f"{github.owner}/{github.repo}",
                       "token_file": str(tmp_path / "token")}  # fmt: skip
-    text["server"] = {"listen": "127.0.0.1:0", "status_listen": "127.0.0.1:0"}
-    wiring = daemon_wiring(
-        parse_config(yaml.safe_dump(text), source="agent.yaml"),
-        RunOptions(leader_election=False, kubeconfig=kubeconfig, shutdown_timeout_s=10),
-    )
-    wiring.server.start()
-    wiring.scheduler.start()
-    wiring.scheduler.set_leading(True)
-    try:
+    with running_daemon(text, kubeconfig) as wiring:
         yield wiring
-    finally:
-        shut_down(wiring)
 
 
 def environments(wiring: DaemonWiring) -> dict[str, Any]:

@@ -24,23 +24,13 @@ from gitops_agent.core.webhook import signature
 from tests.integration.git_http import GitHTTPServer
 from tests.integration.proposals_support import GitHubDouble, Upstream, agent_config_text
 from tests.integration.test_pr_environments import CONTEXT, People, event, gone, state_of
-from tests.integration.test_sharding import CONFIGMAPS, Replica
+from tests.integration.test_sharding import CONFIGMAPS, Replica, replicas  # noqa: F401 -- the fixture is used by name
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.proposals_fixtures"]
 
 SECRET = "pr-env-sharded-secret"
-
-
-@pytest.fixture
-def replicas() -> Iterator[list[Replica]]:
-    made: list[Replica] = []
-    yield made
-    for r in made:
-        if r.proc.poll() is None:
-            r.proc.kill()
-            r.proc.communicate()
 
 
 @pytest.fixture
@@ -76,7 +66,7 @@ def _states(github: GitHubDouble, sha: str) -> list[str]:
 
 def test_a_follower_deploys_the_pr_environment_its_webhook_brought_and_the_other_replica_removes_it(
     remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, names: dict[str, str], tmp_path: Path,
-    kubeconfig: str, core: k8s.CoreV1Api, replicas: list[Replica],
+    kubeconfig: str, core: k8s.CoreV1Api, replicas: list[Replica],  # noqa: F811
 ) -> None:  # fmt: skip
     upstream.git("checkout", "-q", "-b", "feature")
     people = People(upstream, remote, github)

@@ -25,15 +25,14 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from gitops_agent.composition.daemon import DaemonWiring, RunOptions, daemon_wiring
-from gitops_agent.config import parse_config
+from gitops_agent.composition.daemon import DaemonWiring
 from gitops_agent.core.board import BoardCommit, EnvironmentFacts, Header, Links, board
 from gitops_agent.core.ledger import LedgerEntry
 from gitops_agent.scheduler import Scheduler, SchedulerOptions
-from gitops_agent.serve import shut_down
 from gitops_agent.server import AgentServer
 from tests.controlplane.harness import FAIL_ANNOTATION
 from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
+from tests.support.daemon import running_daemon
 from tests.support.fake_agent import FakeAgent
 from tests.support.polling import wait_until
 
@@ -70,18 +69,8 @@ def daemon(
     text["environments"].append(
         {"name": "staging", "path": "environments/staging", "namespace": staging, "policy": "manual"}
     )
-    text["server"] = {"listen": "127.0.0.1:0", "status_listen": "127.0.0.1:0"}
-    wiring = daemon_wiring(
-        parse_config(yaml.safe_dump(text), source="agent.yaml"),
-        RunOptions(leader_election=False, kubeconfig=kubeconfig, shutdown_timeout_s=10),
-    )
-    wiring.server.start()
-    wiring.scheduler.start()
-    wiring.scheduler.set_leading(True)
-    try:
+    with running_daemon(text, kubeconfig) as wiring:
         yield wiring
-    finally:
-        shut_down(wiring)
 
 
 @pytest.fixture
