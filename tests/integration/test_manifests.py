@@ -101,7 +101,8 @@ def admin(kubeconfig: str) -> Iterator[KubeClient]:
 
 @pytest.fixture
 def installed(admin: KubeClient, tmp_path: Path) -> Iterator[Installed]:
-    suffix = uuid.uuid4().hex[:6]
+    # a letter first: "-1e3456" would be a number to kustomize (YAML 1.2), not a name suffix
+    suffix = "m" + uuid.uuid4().hex[:5]
     objects = render(tmp_path, suffix)
     install(admin, objects)
     yield Installed(
