@@ -222,6 +222,8 @@ class StatusBoard:
             value: T = self._kept[key]
             return value
         value = read()
+        if value is None:  # git could not say: the mirror may fetch the commit by the next look
+            return value
         self._kept[key] = value
         while len(self._kept) > _KEPT:
             self._kept.popitem(last=False)

@@ -134,3 +134,17 @@ def test_what_runs_and_what_waits_are_shown_however_far_down_the_log(
         "Dev two": {"dev": "running", "prod": None},
         "First (#1)": {"dev": "replaced", "prod": "running"},
     }
+
+
+def test_commits_the_mirror_lacks_yet_are_placed_once_it_has_fetched_them(scene: Scene) -> None:
+    scene.repo.write("environments/dev/app.yaml", [configmap("a", {"v": "3"})])
+    scene.repo.commit("Dev three")
+    scene.repo.write("environments/dev/app.yaml", [configmap("a", {"v": "4"})])
+    dev_four = scene.repo.commit("Dev four")  # another replica fetched and applied both; this one has not
+    board = LedgerBoard(scene.board.scheduler, scene.board.agent, ttl_s=0)
+    board.ledgers = {**scene.board.ledgers, "dev": Ledger((*scene.board.ledgers["dev"].entries, entry(dev_four)))}
+    assert "Dev three" not in cells(board.view()), "git cannot place them yet"
+    assert board.agent.fetch() is None
+    placed = cells(board.view())
+    assert placed["Dev four"] == {"dev": "running", "prod": None}
+    assert placed["Dev three"] == {"dev": "running", "prod": None}, "rolled forward by the apply of Dev four"
