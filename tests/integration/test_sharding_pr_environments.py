@@ -8,7 +8,6 @@ the other replica, removes what the first deployed (under the PR environment's l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,18 @@ from kubernetes import client as k8s
 
 from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.core.ledger import ledger_name, parse_ledger
-from gitops_agent.core.pr_env import AGENT_LABEL, PR_HEAD_ANNOTATION
+from gitops_agent.core.pr_env import PR_HEAD_ANNOTATION
 from gitops_agent.core.webhook import signature
 from tests.integration.git_http import GitHTTPServer
 from tests.integration.proposals_support import GitHubDouble, Upstream, agent_config_text
-from tests.integration.test_pr_environments import CONTEXT, People, event, gone, state_of
+from tests.integration.test_pr_environments import (  # noqa: F401 -- pr_namespaces: a fixture, used by name
+    CONTEXT,
+    People,
+    event,
+    gone,
+    pr_namespaces,
+    state_of,
+)
 from tests.integration.test_sharding import CONFIGMAPS, Replica, replicas  # noqa: F401 -- the fixture is used by name
 from tests.support.polling import wait_until
 
@@ -31,15 +37,6 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.proposals_fixtures"]
 
 SECRET = "pr-env-sharded-secret"
-
-
-@pytest.fixture
-def core(api_client: k8s.ApiClient, names: dict[str, str]) -> Iterator[k8s.CoreV1Api]:
-    """The CoreV1 API; afterwards, any PR namespace this test's agents left is deleted."""
-    api = k8s.CoreV1Api(api_client)
-    yield api
-    for ns in api.list_namespace(label_selector=f"{AGENT_LABEL}={names['agent']}").items:
-        api.delete_namespace(ns.metadata.name)
 
 
 def _config(remote: GitHTTPServer, names: dict[str, str], tmp_path: Path, github: GitHubDouble) -> dict[str, Any]:
@@ -66,7 +63,7 @@ def _states(github: GitHubDouble, sha: str) -> list[str]:
 
 def test_a_follower_deploys_the_pr_environment_its_webhook_brought_and_the_other_replica_removes_it(
     remote: GitHTTPServer, upstream: Upstream, github: GitHubDouble, names: dict[str, str], tmp_path: Path,
-    kubeconfig: str, core: k8s.CoreV1Api, replicas: list[Replica],  # noqa: F811
+    kubeconfig: str, pr_namespaces: k8s.CoreV1Api, replicas: list[Replica],  # noqa: F811
 ) -> None:  # fmt: skip
     upstream.git("checkout", "-q", "-b", "feature")
     people = People(upstream, remote, github)
@@ -85,7 +82,7 @@ def test_a_follower_deploys_the_pr_environment_its_webhook_brought_and_the_other
 
     ns = "pr-21-" + names["agent"]
     wait_until(lambda: _states(github, head)[-1:] == ["success"], timeout=180, message="the PR environment's status")
-    assert core.read_namespace(ns).metadata.annotations[PR_HEAD_ANNOTATION] == head
+    assert pr_namespaces.read_namespace(ns).metadata.annotations[PR_HEAD_ANNOTATION] == head
     kube = KubeClient.connect(kubeconfig=kubeconfig)
     ledger = parse_ledger(kube.get(CONFIGMAPS, names["agent"], ledger_name("pr-21-staging")))
     applied = [(e.commit, e.applied_by) for e in ledger.entries if e.result == "applied"]
@@ -94,8 +91,8 @@ def test_a_follower_deploys_the_pr_environment_its_webhook_brought_and_the_other
 
     # closed, told to the other replica: the follower's PR environment and its records go
     assert _deliver(leader, event("closed", 21, head)).status_code == 202
-    wait_until(lambda: gone(core, ns), timeout=120, message="the PR namespace removed")
-    assert state_of(core, names, "pr-21-staging") == []
+    wait_until(lambda: gone(pr_namespaces, ns), timeout=120, message="the PR namespace removed")
+    assert state_of(pr_namespaces, names, "pr-21-staging") == []
     for r in replicas:
         code, _ = r.stop()
         assert code == 0
