@@ -4,7 +4,6 @@ text on their metrics ports), and their CPU seconds and peak RSS from /proc."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.controlplane.harness import free_port
+from tests.support.webhooks import post_push
 
 ROOT = Path(__file__).resolve().parents[2]
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -191,9 +191,4 @@ class Agent(Tool):
         return dict(httpx.get(f"http://127.0.0.1:{self.status_port}/status", timeout=10).json())
 
     def push(self, commit: str) -> None:
-        from gitops_agent.core.webhook import signature
-
-        body = json.dumps({"ref": "refs/heads/main", "after": commit}).encode()
-        headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(self.secret.encode(), body)}
-        answer = httpx.post(f"http://127.0.0.1:{self.port}/webhooks/github", content=body, headers=headers, timeout=30)
-        answer.raise_for_status()
+        post_push(f"http://127.0.0.1:{self.port}", self.secret, commit).raise_for_status()

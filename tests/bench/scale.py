@@ -35,8 +35,8 @@ import yaml
 from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.core.ledger import parse_ledger
 from gitops_agent.core.prepare import STATE_OF_LABEL
-from gitops_agent.core.webhook import signature
 from tests.controlplane.harness import free_port
+from tests.support.webhooks import post_push
 
 SECRET = "scale-bench-secret"
 AGENT_NS = "bench-scale-agent"
@@ -156,9 +156,7 @@ class Daemon:
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
     def push(self, commit: str) -> Any:
-        body = json.dumps({"ref": "refs/heads/main", "after": commit}).encode()
-        headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(SECRET.encode(), body)}
-        return httpx.post(self.url + "/webhooks/github", content=body, headers=headers, timeout=30).json()
+        return post_push(self.url, SECRET, commit).json()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

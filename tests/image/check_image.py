@@ -41,7 +41,6 @@ import yaml
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
-from gitops_agent.core.webhook import signature
 from tests.controlplane import harness
 from tests.controlplane.harness import free_port
 from tests.doubles.github_server import GitHubServer
@@ -49,6 +48,7 @@ from tests.integration.git_http import GitHTTPServer, serve_git
 from tests.support import paths
 from tests.support.builders import ConfigRepo
 from tests.support.polling import wait_until
+from tests.support.webhooks import post_push
 
 pytestmark = pytest.mark.integration
 
@@ -438,9 +438,7 @@ def run_checks(
     (clone.root / "environments/dev/kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     pushed = clone.commit("a push")
     clone.git("push", "-q", str(server.root / "config.git"), "main")
-    body = json.dumps({"ref": "refs/heads/main", "after": pushed}).encode()
-    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(WEBHOOK_SECRET.encode(), body)}
-    answer = httpx.post(f"http://127.0.0.1:{c.listen}/webhooks/github", content=body, headers=headers, timeout=10)
+    answer = post_push(f"http://127.0.0.1:{c.listen}", WEBHOOK_SECRET, pushed, timeout=10)
     assert answer.status_code in (200, 202), answer.text
     wait_until(lambda: _config_map_in(core, "pushed", dev["namespace"]), timeout=30, interval=0.5,
                message=lambda: f"the pushed ConfigMap\n{c.tail()}")  # fmt: skip

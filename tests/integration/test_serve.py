@@ -22,10 +22,10 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from gitops_agent.core.webhook import signature
 from tests.controlplane.harness import FAIL_ANNOTATION, free_port
 from tests.support.builders import ConfigRepo, config_yaml, configmap, deployment
 from tests.support.polling import wait_until
+from tests.support.webhooks import post_push
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ def test_two_replicas_one_leader_pushes_relayed_graceful_hand_over(
     # a push delivered to the replica that does not own dev reaches its owner through its Lease
     repo.write("environments/dev/app.yaml", [configmap("settings", {"mode": "two"})])
     second = repo.commit("second")
-    body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
-    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(SECRET.encode(), body)}
-    answer = httpx.post(other.url + "/webhooks/github", content=body, headers=headers).json()
+    answer = post_push(other.url, SECRET, second, timeout=5).json()
     assert (answer["environments"], answer["relayed"]) == (["dev"], True)
     wait_until(lambda: owner.dev().get("commit") == second, timeout=20)
     assert core.read_namespaced_config_map("settings", names["dev"]).data == {"mode": "two"}

@@ -32,11 +32,11 @@ from kubernetes import client as k8s
 from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.core.ledger import LedgerEntry, ledger_name, parse_ledger
 from gitops_agent.core.shard import assignments, member_name, moved, owned_by
-from gitops_agent.core.webhook import signature
 from tests.controlplane.harness import free_port
 from tests.integration.reconcile.test_lock import CrdGate
 from tests.support.builders import ConfigRepo, configmap, crd_scope
 from tests.support.polling import wait_until
+from tests.support.webhooks import post_push
 
 pytestmark = pytest.mark.integration
 
@@ -128,9 +128,7 @@ def _applied(kube: KubeClient, namespace: str, commit: str) -> dict[str, list[st
 
 
 def _push(replica: Replica, commit: str) -> Any:
-    body = json.dumps({"ref": "refs/heads/main", "after": commit}).encode()
-    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(SECRET.encode(), body)}
-    return httpx.post(replica.url + "/webhooks/github", content=body, headers=headers, timeout=10).json()
+    return post_push(replica.url, SECRET, commit, timeout=10).json()
 
 
 def _config(repo: ConfigRepo, names: dict[str, str], tmp_path: Path) -> dict[str, Any]:
