@@ -48,6 +48,7 @@ from gitops_agent.adapters.kube import KubeClient
 from gitops_agent.cluster.api import ClusterApi
 from gitops_agent.cluster.state import StateStore
 from gitops_agent.core.prepare import ENV_LABEL
+from tests.bench.procfs import status_kib
 from tests.bench.render import bench_render, print_render
 from tests.bench.scale import bench_scale, print_scale
 from tests.bench.watch import bench_watch
@@ -179,20 +180,19 @@ class _HighWater:
     from this bench (itself ~100 MB) would report at least the bench's size."""
 
     def __init__(self, pid: int, every_s: float = 0.01) -> None:
-        self._path, self._every_s, self._kib = Path(f"/proc/{pid}/status"), every_s, 0
+        self._pid, self._every_s, self._kib = pid, every_s, 0
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while True:
             try:
-                text = self._path.read_text()
+                kib = status_kib(self._pid, "VmHWM")
             except OSError:  # exited and reaped
                 return
-            line = next((ln for ln in text.splitlines() if ln.startswith("VmHWM:")), None)
-            if line is None:  # a zombie has no address space left: the last reading stands
+            if kib is None:  # a zombie has no address space left: the last reading stands
                 return
-            self._kib = max(self._kib, int(line.split()[1]))
+            self._kib = max(self._kib, kib)
             time.sleep(self._every_s)
 
     def kib(self) -> int:

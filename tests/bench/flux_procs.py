@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench.procfs import status_kib
 from tests.controlplane.harness import free_port
 from tests.support.webhooks import post_push
 
@@ -49,10 +50,7 @@ class Process:
         return sum(int(f) for f in fields[11:15]) / _TICKS  # utime stime cutime cstime
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return (status_kib(self.proc.pid, "VmHWM") or 0) / 1024
 
     def reset_peak(self) -> None:
         Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")

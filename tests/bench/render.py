@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from tests.bench.procfs import status_kib
+
 #: how close under the cap the render is made: a few objects' worth
 MARGIN_BYTES = 64 * 1024
 
@@ -153,11 +155,9 @@ def probe(repo: str, cache: str) -> dict[str, float]:
 
 
 def _status_kib(field: str) -> int:
-    """A figure of /proc/self/status, in KiB (VmRSS: now; VmHWM: peak since the last reset)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """A figure of this process, in KiB (VmRSS: now; VmHWM: peak since the last reset)."""
+    kib = status_kib("self", field)
+    return kib if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":

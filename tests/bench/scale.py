@@ -35,6 +35,7 @@ import yaml
 from gitops_agent.adapters.kube import KubeClient, ResourceInfo
 from gitops_agent.core.ledger import parse_ledger
 from gitops_agent.core.prepare import STATE_OF_LABEL
+from tests.bench.procfs import status_kib
 from tests.controlplane.harness import free_port
 from tests.support.webhooks import post_push
 
@@ -152,8 +153,8 @@ class Daemon:
 
     def memory_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MiB: resident now, and the peak."""
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        now, peak = status_kib(self.proc.pid, "VmRSS"), status_kib(self.proc.pid, "VmHWM")
+        return (now or 0) / 1024, (peak or 0) / 1024
 
     def push(self, commit: str) -> Any:
         return post_push(self.url, SECRET, commit).json()
