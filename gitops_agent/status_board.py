@@ -121,7 +121,7 @@ class StatusBoard:
         entries = ledger.entries[-MAX_ENTRIES:]
         target = self._target(env)
         carried = self._carried(env, entries)
-        running = next((e.commit for e in reversed(entries) if e.result in (APPLIED, REACHED)), None)
+        running = last.commit if (last := Ledger(entries).last_success()) else None
         ahead = (self._log(running, target, self._sources(env, target)) or []) if target and target != running else []
         return EnvironmentFacts(
             name=env.name, policy=env.policy, branch=view.branch, owner=view.owner, target=target,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_agent.core.drift import DriftCounts, ObjectDrift
-from gitops_agent.core.ledger import APPLIED, FAILED, REACHED, ROLLOUT_FAILED, LedgerEntry
+from gitops_agent.core.ledger import FAILED, ROLLOUT_FAILED, Ledger, LedgerEntry
 
 #: bumped when a field changes meaning or goes; new fields do not bump it
 SCHEMA_VERSION = 1
@@ -122,7 +122,7 @@ def environment_cells(env: EnvironmentFacts) -> dict[str, dict[str, Any]]:
     commits it ``carried`` (those that changed the environment); one that carried none (a commit
     changing another environment, a forced re-apply) changes nothing here, so what runs is still
     the changes the last apply that brought some did."""
-    running = _running(env.entries)
+    running = Ledger(env.entries).last_success()
     out: dict[str, dict[str, Any]] = {}
     live: tuple[str, ...] = ()  # the changes the environment runs, as of the entry replayed
     running_changes: tuple[str, ...] = ()
@@ -192,13 +192,6 @@ def web_url(api_url: str | None, repository: str | None, repo_url: str) -> str:
 # --- cells ----------------------------------------------------------------------------------------
 
 
-def _running(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
-    for entry in reversed(entries):
-        if entry.result in (APPLIED, REACHED):
-            return entry
-    return None
-
-
 def _entry_cell(entry: LedgerEntry) -> dict[str, Any]:
     """A commit as an entry brought it: replaced until it is found running (``_mark_running``)."""
     return {
@@ -237,7 +230,7 @@ def _ahead_cell(env: EnvironmentFacts) -> dict[str, Any]:
 
 
 def _environment(env: EnvironmentFacts, links: Links) -> dict[str, Any]:
-    running = _running(env.entries)
+    running = Ledger(env.entries).last_success()
     counts = DriftCounts.of(env.drift)
     return {
         "name": env.name,
